@@ -1,0 +1,1 @@
+"""Neural networks as pure torch modules: the spleeter separator and the classifiers."""

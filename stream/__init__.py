@@ -1,0 +1,1 @@
+"""Streaming engine: sources, windowing and the live pipeline."""

@@ -1,0 +1,75 @@
+"""The distribution: wheel contents, the console script, and no bare top-level modules."""
+
+import subprocess
+import sys
+import zipfile
+from configparser import ConfigParser
+
+import pytest
+from conftest import REPO
+
+import vocalstream
+
+PRODUCT_FOLDERS = {"stream", "models", "export", "train"}
+
+
+@pytest.fixture(scope="module")
+def wheel_files(tmp_path_factory) -> list[str]:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(out), str(REPO)],
+        check=True,
+    )  # fmt: skip
+    (wheel,) = out.glob("vocalstream-*.whl")
+    return zipfile.ZipFile(wheel).namelist()
+
+
+def test_wheel_has_a_single_top_level_package(wheel_files):
+    top = {name.split("/")[0] for name in wheel_files}
+    assert top == {"vocalstream", f"vocalstream-{vocalstream.__version__}.dist-info"}
+
+
+def test_wheel_carries_every_module_of_the_product_folders(wheel_files):
+    expected = set()
+    for folder in PRODUCT_FOLDERS | {"vocalstream"}:
+        for source in (REPO / folder).rglob("*.py"):
+            relative = source.relative_to(REPO / folder).as_posix()
+            prefix = "vocalstream" if folder == "vocalstream" else f"vocalstream/{folder}"
+            expected.add(f"{prefix}/{relative}")
+    missing = expected - set(wheel_files)
+    assert not missing, f"setup.cfg forgets these (list their packages): {sorted(missing)}"
+
+
+def test_setup_cfg_maps_each_product_folder_under_vocalstream():
+    config = ConfigParser()
+    config.read(REPO / "setup.cfg")
+    mapping = dict(
+        line.split(" = ") for line in config["options"]["package_dir"].strip().splitlines()
+    )
+    assert {mapping[f"vocalstream.{folder}"] for folder in PRODUCT_FOLDERS} == PRODUCT_FOLDERS
+
+
+def test_installed_package_imports_only_under_vocalstream(tmp_path):
+    # A neutral working directory, so the checkout's own folders are not on sys.path.
+    code = (
+        "import importlib.util, vocalstream.models, vocalstream.stream, vocalstream.export, "
+        "vocalstream.train\n"
+        "bare = [m for m in ('models', 'stream', 'export', 'train')\n"
+        "        if importlib.util.find_spec(m)]\n"
+        "assert not bare, bare\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+
+
+def test_console_script_version_and_help(tmp_path):
+    bin_dir = f"{sys.prefix}/bin"
+    version = subprocess.run(
+        [f"{bin_dir}/vocalstream", "--version"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert version.returncode == 0
+    assert version.stdout.strip() == f"vocalstream, version {vocalstream.__version__}"
+    usage = subprocess.run(
+        [f"{bin_dir}/vocalstream", "--help"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert usage.returncode == 0 and "Usage: vocalstream" in usage.stdout

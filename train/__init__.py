@@ -1,0 +1,1 @@
+"""Training: data, recipes and the engine behind `vocalstream train`."""

@@ -1,0 +1,3 @@
+from vocalstream.cli import main
+
+main()

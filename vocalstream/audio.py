@@ -1,0 +1,206 @@
+"""Audio constants and the front-end: decoding, resampling, channel mixing and log-mel features.
+
+Every sample rate, FFT size, hop and window length in vocalstream is defined here and nowhere else;
+derived values are computed from the base ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+
+import librosa
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from vocalstream.errors import AudioError
+
+# Vocal separation: spleeter 2stems works on 44.1 kHz stereo.
+SEPARATION_RATE = 44100
+SEPARATION_CHANNELS = 2
+SEPARATION_N_FFT = 4096
+SEPARATION_HOP = 1024
+SEPARATION_BINS = 1024  # the U-Net sees bins 0..1023 (0-11 kHz) of the 2049
+
+# Classifier: the seeds' librosa defaults on 22.05 kHz mono.
+CLASSIFIER_RATE = 22050
+CLASSIFIER_N_FFT = 2048
+CLASSIFIER_HOP = 512
+N_MELS = 128
+WINDOW_SECONDS = 3
+WINDOW_SAMPLES = WINDOW_SECONDS * CLASSIFIER_RATE  # 66150 samples
+WINDOW_FRAMES = 1 + WINDOW_SAMPLES // CLASSIFIER_HOP  # 130 frames of a centred STFT
+
+# librosa.power_to_db(ref=np.max) defaults.
+AMIN = 1e-10
+TOP_DB = 80.0
+
+# Normalisation of the log-mel input used by the seeds' models.
+MEL_MEAN = -50.217636
+MEL_STD = 16.921597
+
+# Bumped whenever a change here alters features, so caches and model bundles can tell.
+FRONTEND_VERSION = 1
+
+# One block of decoded audio: about 10 s, so memory stays flat on any file length.
+DECODE_BLOCK_SECONDS = 10.0
+
+assert SEPARATION_N_FFT * CLASSIFIER_RATE == CLASSIFIER_N_FFT * SEPARATION_RATE, "grids coincide"
+assert SEPARATION_HOP * CLASSIFIER_RATE == CLASSIFIER_HOP * SEPARATION_RATE, "grids coincide"
+
+
+# A decode that ends this far short of the length the header declares means a truncated file.
+TRUNCATION_TOLERANCE_SECONDS = 1.0
+TRUNCATION_TOLERANCE_FRACTION = 0.02
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """libsndfile's mp3 decoder prints its own warnings on corrupt input straight to file
+    descriptor 2; the user gets vocalstream's one-line error instead."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _open(path: str | os.PathLike) -> sf.SoundFile:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise AudioError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"{path}: empty file")
+    try:
+        with _native_stderr_silenced():
+            return sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
+        # libsndfile's own text here ("not a regular file") misleads; the cause stays chained.
+        message = f"{path}: not a readable audio file (unknown or corrupt format)"
+        raise AudioError(message) from error
+
+
+def _mix_channels(frames: np.ndarray, channels: int) -> np.ndarray:
+    """[n, c_in] -> [n, channels]. Anything but a match goes through mono, so a 5.1 centre channel
+    (where the voice usually is) is never dropped."""
+    if frames.shape[1] == channels:
+        return frames
+    mono = frames.mean(axis=1, keepdims=True)
+    return np.repeat(mono, channels, axis=1)
+
+
+def stream(
+    path: str | os.PathLike,
+    sr: int,
+    channels: int = 1,
+    block_seconds: float = DECODE_BLOCK_SECONDS,
+) -> Iterator[np.ndarray]:
+    """Decode an audio file block by block as float32 arrays [channels, n] at rate `sr`.
+
+    Memory is bounded by one block whatever the file's length. Raises AudioError if the file is
+    missing, not audio, holds NaN/inf samples, or decodes to nothing.
+    """
+    if sr <= 0 or channels <= 0:
+        raise ValueError(f"sample rate and channels must be positive, got {sr} and {channels}")
+    name = os.fspath(path)
+    with _open(path) as audio:
+        resampler = None
+        if audio.samplerate != sr:
+            resampler = soxr.ResampleStream(audio.samplerate, sr, channels, dtype="float32")
+        block = max(1, int(block_seconds * audio.samplerate))
+        decoded = 0
+        while True:
+            try:
+                with _native_stderr_silenced():
+                    frames = audio.read(block, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as error:
+                raise AudioError(
+                    f"{name}: corrupt or truncated; decoding failed after "
+                    f"{decoded / audio.samplerate:.1f} s ({error})"
+                ) from error
+            last = len(frames) == 0
+            finite = np.isfinite(frames).all(axis=1)
+            if not finite.all():
+                at = decoded + int(np.argmin(finite))
+                raise AudioError(f"{name}: NaN or infinite sample at {at / audio.samplerate:.3f} s")
+            decoded += len(frames)
+            frames = _mix_channels(frames, channels)
+            if resampler is not None:
+                frames = resampler.resample_chunk(frames, last=last)
+            if len(frames):
+                yield np.ascontiguousarray(frames.T)
+            if last:
+                break
+        declared = audio.frames
+        if decoded == 0:
+            raise AudioError(f"{name}: holds no audio samples")
+        missing = declared - decoded
+        if missing > max(
+            TRUNCATION_TOLERANCE_SECONDS * audio.samplerate,
+            TRUNCATION_TOLERANCE_FRACTION * declared,
+        ):
+            raise AudioError(
+                f"{name}: truncated; the header declares {declared / audio.samplerate:.1f} s "
+                f"but only {decoded / audio.samplerate:.1f} s could be decoded"
+            )
+
+
+def load(path: str | os.PathLike, sr: int, channels: int = 1) -> np.ndarray:
+    """Decode a whole audio file (wav, flac, ogg, mp3...) to float32 [channels, n] at rate `sr`."""
+    return np.concatenate(list(stream(path, sr, channels)), axis=1)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_filters(device: torch.device) -> torch.Tensor:
+    filters = librosa.filters.mel(sr=CLASSIFIER_RATE, n_fft=CLASSIFIER_N_FFT, n_mels=N_MELS)
+    return torch.from_numpy(filters).to(device)
+
+
+@functools.lru_cache(maxsize=8)
+def hann_window(n_fft: int, device: torch.device) -> torch.Tensor:
+    """The periodic Hann window librosa and spleeter use."""
+    return torch.hann_window(n_fft, periodic=True, device=device)
+
+
+def logmel_from_power(power: torch.Tensor) -> torch.Tensor:
+    """Power spectrogram [B, 1 + CLASSIFIER_N_FFT // 2, T] on the classifier's frequency grid
+    -> log-mel [B, 1, N_MELS, T] in dB relative to each example's maximum, floored at -TOP_DB.
+
+    The per-example reference makes the result independent of the spectrum's overall scale.
+    """
+    mel = torch.matmul(_mel_filters(power.device), power)
+    db = 10.0 * torch.log10(torch.clamp(mel, min=AMIN))
+    db = db - db.amax(dim=(-2, -1), keepdim=True)
+    return torch.clamp(db, min=-TOP_DB).unsqueeze(1)
+
+
+def logmel(waveform: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Mono waveform [B, n] or [n] at CLASSIFIER_RATE -> log-mel [B, 1, N_MELS, 1 + n // hop].
+
+    Equal to librosa.power_to_db(librosa.feature.melspectrogram(y, sr=22050), ref=np.max),
+    computed with torch so it can run batched and inside an ONNX graph.
+    """
+    x = torch.as_tensor(waveform, dtype=torch.float32)
+    if x.ndim == 1:
+        x = x.unsqueeze(0)
+    spectrum = torch.stft(
+        x,
+        CLASSIFIER_N_FFT,
+        CLASSIFIER_HOP,
+        window=hann_window(CLASSIFIER_N_FFT, x.device),
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )
+    power = torch.view_as_real(spectrum).pow(2).sum(-1)
+    return logmel_from_power(power)

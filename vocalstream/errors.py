@@ -1,0 +1,9 @@
+"""The exception types a user sees: the CLI prints the message as one line and exits non-zero."""
+
+
+class VocalstreamError(Exception):
+    """Base class for every error vocalstream reports to its user."""
+
+
+class AudioError(VocalstreamError):
+    """Audio could not be read, or what was read is not usable audio."""
