@@ -25,6 +25,7 @@ SEPARATION_CHANNELS = 2
 SEPARATION_N_FFT = 4096
 SEPARATION_HOP = 1024
 SEPARATION_BINS = 1024  # the U-Net sees bins 0..1023 (0-11 kHz) of the 2049
+SEPARATION_CHUNK_FRAMES = 512  # the official model's segment: 512 frames, about 11.9 s
 
 # Classifier: the seeds' librosa defaults on 22.05 kHz mono.
 CLASSIFIER_RATE = 22050

@@ -7,3 +7,7 @@ class VocalstreamError(Exception):
 
 class AudioError(VocalstreamError):
     """Audio could not be read, or what was read is not usable audio."""
+
+
+class ModelError(VocalstreamError):
+    """A model's files are missing, damaged, or do not match what vocalstream expects."""

@@ -1,0 +1,181 @@
+"""Vocal separation of audio of any length, and the fused vocal log-mel front-end.
+
+The framing reproduces the official spleeter: n_fft zeros are prepended, frames are cut without
+centring and zero-padded at the end, the U-Net sees independent chunks of SEPARATION_CHUNK_FRAMES
+frames (the last one padded with zero frames), masks are zero above SEPARATION_BINS, and the
+inverse STFT is a plain windowed overlap-add. Because chunks are independent, the audio is
+processed one chunk at a time with an overlap-add carry, which gives the same result as the whole
+file at once while memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vocalstream import audio
+from vocalstream.models.spleeter import SIZE_MULTIPLE, STEMS
+
+N_FFT = audio.SEPARATION_N_FFT
+HOP = audio.SEPARATION_HOP
+BINS = audio.SEPARATION_BINS
+
+# Stereo magnitude [B, 2, T, BINS] -> ratio masks [B, len(STEMS), 2, T, BINS].
+MaskEstimator = Callable[[torch.Tensor], torch.Tensor]
+
+
+def torch_estimator(model: torch.nn.Module | None = None) -> MaskEstimator:
+    """The pretrained spleeter U-Nets run by torch (loaded on first call if not given)."""
+    if model is None:
+        from vocalstream.models.spleeter import load_spleeter
+
+        model = load_spleeter()
+    model.eval()
+
+    def estimate(magnitude: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return model(magnitude)
+
+    return estimate
+
+
+def _window() -> torch.Tensor:
+    return audio.hann_window(N_FFT, torch.device("cpu"))
+
+
+def _as_stereo(waveform: np.ndarray) -> np.ndarray:
+    waveform = np.asarray(waveform, dtype=np.float32)
+    if waveform.ndim == 1:
+        waveform = waveform[None]
+    if waveform.shape[0] == 1:
+        waveform = np.repeat(waveform, 2, axis=0)
+    if waveform.ndim != 2 or waveform.shape[0] != 2:
+        raise ValueError(f"expected a waveform [2, n], [1, n] or [n], got {waveform.shape}")
+    return waveform
+
+
+class Separator:
+    """Splits 44.1 kHz stereo audio into the STEMS with a mask estimator (torch or ONNX)."""
+
+    def __init__(self, estimator: MaskEstimator, chunk_frames: int = audio.SEPARATION_CHUNK_FRAMES):
+        if chunk_frames <= 0 or chunk_frames % SIZE_MULTIPLE:
+            raise ValueError(f"chunk_frames must be a positive multiple of {SIZE_MULTIPLE}")
+        self.estimator = estimator
+        self.chunk_frames = chunk_frames
+        window = _window()
+        # Overlapping squared Hann windows (75 %) sum to 1.5 everywhere: spleeter scales by 2/3.
+        self._gain = HOP / float(window.pow(2).sum())
+
+    @property
+    def _chunk_samples(self) -> int:
+        return self.chunk_frames * HOP
+
+    @property
+    def _chunk_span(self) -> int:
+        """Samples one chunk of frames reads: its hops plus the last frame's overhang."""
+        return self._chunk_samples + N_FFT - HOP
+
+    def _separate_chunk(self, samples: np.ndarray) -> np.ndarray:
+        """[2, chunk_span] -> overlap-added stems [len(STEMS), 2, chunk_span]."""
+        window = _window()
+        spectrum = torch.stft(
+            torch.from_numpy(samples), N_FFT, HOP, window=window, center=False, return_complex=True
+        )  # [2, 1 + N_FFT // 2, chunk_frames]
+        magnitude = spectrum[:, :BINS].abs().transpose(1, 2).unsqueeze(0)
+        masks = self.estimator(magnitude)[0].transpose(-1, -2)  # [stems, 2, BINS, T]
+        masks = F.pad(masks, (0, 0, 0, spectrum.shape[1] - BINS))
+        frames = torch.fft.irfft(masks * spectrum, n=N_FFT, dim=-2) * window[:, None]
+        stems = F.fold(
+            frames.reshape(len(STEMS) * 2, N_FFT, self.chunk_frames),
+            output_size=(1, self._chunk_span),
+            kernel_size=(1, N_FFT),
+            stride=(1, HOP),
+        )
+        return (stems.reshape(len(STEMS), 2, self._chunk_span) * self._gain).numpy()
+
+    def separate_blocks(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Stereo blocks [2, n] in, stem blocks [len(STEMS), 2, m] out, the same total length."""
+        pending = np.zeros((2, N_FFT), dtype=np.float32)  # spleeter prepends one frame of zeros
+        carry = np.zeros((len(STEMS), 2, N_FFT - HOP), dtype=np.float32)
+        to_drop, to_emit = N_FFT, 0
+
+        def run_chunk() -> np.ndarray:
+            nonlocal pending, carry
+            span = pending[:, : self._chunk_span]
+            if span.shape[1] < self._chunk_span:  # end of input: zero frames, as spleeter pads
+                span = np.pad(span, ((0, 0), (0, self._chunk_span - span.shape[1])))
+            stems = self._separate_chunk(np.ascontiguousarray(span))
+            stems[..., : N_FFT - HOP] += carry
+            carry = stems[..., self._chunk_samples :]
+            pending = pending[:, self._chunk_samples :]
+            return stems[..., : self._chunk_samples]
+
+        def trimmed(stems: np.ndarray) -> np.ndarray:
+            nonlocal to_drop, to_emit
+            dropped = min(to_drop, stems.shape[-1])
+            to_drop -= dropped
+            stems = stems[..., dropped:][..., :to_emit]
+            to_emit -= stems.shape[-1]
+            return stems
+
+        for block in blocks:
+            block = _as_stereo(block)
+            to_emit += block.shape[1]
+            pending = np.concatenate([pending, block], axis=1)
+            while pending.shape[1] >= self._chunk_span:
+                stems = trimmed(run_chunk())
+                if stems.shape[-1]:
+                    yield stems
+        remaining_frames = math.ceil(pending.shape[1] / HOP)
+        while remaining_frames > 0 or to_emit > 0:
+            stems = trimmed(run_chunk())
+            remaining_frames -= self.chunk_frames
+            if stems.shape[-1]:
+                yield stems
+
+    def separate(self, waveform: np.ndarray) -> np.ndarray:
+        """Stereo (or mono) 44.1 kHz waveform -> stems [len(STEMS), 2, n]."""
+        waveform = _as_stereo(waveform)
+        parts = list(self.separate_blocks([waveform]))
+        if not parts:
+            return np.zeros((len(STEMS), 2, 0), dtype=np.float32)
+        return np.concatenate(parts, axis=-1)
+
+
+def vocal_logmel(waveform: torch.Tensor | np.ndarray, estimator: MaskEstimator) -> torch.Tensor:
+    """Log-mel of the separated vocals [B, 1, N_MELS, 1 + n // HOP] straight from 44.1 kHz audio.
+
+    The separation grid (44.1 kHz, 4096/1024) and the classifier's (22.05 kHz, 2048/512) share bin
+    width and hop, so bins 0..1024 of the masked spectrum are the classifier's spectrum up to a
+    constant gain that the per-example dB reference removes: no inverse STFT, no resampling.
+    Input: [B, 2, n], [2, n] or [n] (mono is used for both channels).
+    """
+    x = torch.as_tensor(waveform, dtype=torch.float32)
+    while x.ndim < 3:
+        x = x.unsqueeze(0)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 2, -1)
+    batch, channels, samples = x.shape
+    spectrum = torch.stft(
+        x.reshape(batch * channels, samples),
+        N_FFT,
+        HOP,
+        window=audio.hann_window(N_FFT, x.device),
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )[:, :BINS]
+    frames = spectrum.shape[-1]
+    spectrum = spectrum.reshape(batch, channels, BINS, frames)
+    magnitude = spectrum.abs().transpose(-1, -2)  # [B, 2, T, BINS]
+    padded = math.ceil(frames / SIZE_MULTIPLE) * SIZE_MULTIPLE
+    magnitude = F.pad(magnitude, (0, 0, 0, padded - frames))
+    vocal_mask = estimator(magnitude)[:, STEMS.index("vocals"), :, :frames].transpose(-1, -2)
+    mono = (vocal_mask * spectrum).mean(dim=1)  # [B, BINS, T]
+    power = torch.view_as_real(mono).pow(2).sum(-1)
+    # Bin 1024 (11025 Hz) lies outside the separated band: spleeter leaves it at zero.
+    return audio.logmel_from_power(F.pad(power, (0, 0, 0, 1)))
