@@ -11,13 +11,18 @@ file at once while memory stays bounded.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
+import soundfile as sf
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from vocalstream import audio
+from vocalstream.files import atomic_path
 from vocalstream.models.spleeter import SIZE_MULTIPLE, STEMS
 
 N_FFT = audio.SEPARATION_N_FFT
@@ -28,19 +33,52 @@ BINS = audio.SEPARATION_BINS
 MaskEstimator = Callable[[torch.Tensor], torch.Tensor]
 
 
-def torch_estimator(model: torch.nn.Module | None = None) -> MaskEstimator:
-    """The pretrained spleeter U-Nets run by torch (loaded on first call if not given)."""
+BACKENDS = ("onnx", "torch")
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def torch_estimator(model: torch.nn.Module | None = None, device: str = "cpu") -> MaskEstimator:
+    """The pretrained spleeter U-Nets run by torch on `device`."""
     if model is None:
         from vocalstream.models.spleeter import load_spleeter
 
         model = load_spleeter()
-    model.eval()
+    model = model.eval().to(device)
 
     def estimate(magnitude: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return model(magnitude)
+            return model(magnitude.to(device)).cpu()
 
     return estimate
+
+
+def load_estimator(backend: str = "onnx", device: str = "auto", log=_log) -> MaskEstimator:
+    """The pretrained separator on onnxruntime (built into the cache on first use) or torch.
+
+    device "cuda" fails if CUDA cannot run it; "auto" falls back to the CPU. Logs, once, what
+    actually runs."""
+    if backend == "torch":
+        cuda = torch.cuda.is_available()
+        if device == "cuda" and not cuda:
+            from vocalstream.errors import ModelError
+
+            raise ModelError("CUDA was asked for but torch cannot use it here; use --device cpu")
+        chosen = "cuda" if device in ("auto", "cuda") and cuda else "cpu"
+        log(f"separator: torch on {chosen}" + ("" if cuda else " (CUDA not available)"))
+        return torch_estimator(device=chosen)
+    if backend != "onnx":
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    from vocalstream.export.separator import OnnxMaskEstimator, cached_separator_path
+
+    estimator = OnnxMaskEstimator(cached_separator_path(log=log), device)
+    on_cpu = estimator.provider != "CUDAExecutionProvider"
+    log(
+        f"separator: onnxruntime {estimator.provider}" + (" (CUDA not available)" if on_cpu else "")
+    )
+    return estimator
 
 
 def _window() -> torch.Tensor:
@@ -179,3 +217,35 @@ def vocal_logmel(waveform: torch.Tensor | np.ndarray, estimator: MaskEstimator) 
     power = torch.view_as_real(mono).pow(2).sum(-1)
     # Bin 1024 (11025 Hz) lies outside the separated band: spleeter leaves it at zero.
     return audio.logmel_from_power(F.pad(power, (0, 0, 0, 1)))
+
+
+def separate_file(
+    source: str | os.PathLike,
+    destination: str | os.PathLike,
+    separator: Separator,
+    stem: str = "vocals",
+    progress: bool = True,
+) -> float:
+    """Separate an audio file of any length and write one stem (44.1 kHz stereo) to
+    `destination`, whose extension picks the format. Returns the seconds of audio written.
+    Nothing is left at `destination` if anything fails."""
+    stem_index = STEMS.index(stem)
+    file_format = audio.writable_format(destination)
+    written = 0
+    with (
+        atomic_path(destination) as scratch,
+        sf.SoundFile(scratch, "w", audio.SEPARATION_RATE, 2, format=file_format) as output,
+        tqdm(
+            total=round(audio.duration(source), 1),
+            unit="s",
+            desc=f"separating {os.path.basename(source)}",
+            disable=None if progress else True,  # None: only on a terminal
+            leave=False,
+        ) as bar,
+    ):
+        blocks = audio.stream(source, audio.SEPARATION_RATE, audio.SEPARATION_CHANNELS)
+        for stems in separator.separate_blocks(blocks):
+            output.write(np.clip(stems[stem_index].T, -1.0, 1.0))
+            written += stems.shape[-1]
+            bar.update(round(stems.shape[-1] / audio.SEPARATION_RATE, 1))
+    return written / audio.SEPARATION_RATE

@@ -47,6 +47,9 @@ MEL_STD = 16.921597
 # Bumped whenever a change here alters features, so caches and model bundles can tell.
 FRONTEND_VERSION = 1
 
+# Audio files vocalstream writes, by extension.
+OUTPUT_FORMATS = ("WAV", "FLAC", "OGG", "MP3")
+
 # One block of decoded audio: about 10 s, so memory stays flat on any file length.
 DECODE_BLOCK_SECONDS = 10.0
 
@@ -154,6 +157,21 @@ def stream(
                 f"{name}: truncated; the header declares {declared / audio.samplerate:.1f} s "
                 f"but only {decoded / audio.samplerate:.1f} s could be decoded"
             )
+
+
+def duration(path: str | os.PathLike) -> float:
+    """Seconds of audio the file's header declares (an estimate for some mp3 files)."""
+    with _open(path) as audio:
+        return audio.frames / audio.samplerate
+
+
+def writable_format(path: str | os.PathLike) -> str:
+    """The soundfile format for an output path, judged by its extension."""
+    extension = os.path.splitext(os.fspath(path))[1].lstrip(".").upper()
+    if extension not in OUTPUT_FORMATS:
+        supported = ", ".join(f".{name.lower()}" for name in OUTPUT_FORMATS)
+        raise AudioError(f"{os.fspath(path)}: cannot write this format; use {supported}")
+    return extension
 
 
 def load(path: str | os.PathLike, sr: int, channels: int = 1) -> np.ndarray:
