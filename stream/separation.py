@@ -100,6 +100,7 @@ class Separator:
     """Splits 44.1 kHz stereo audio into the STEMS with a mask estimator (torch or ONNX)."""
 
     def __init__(self, estimator: MaskEstimator, chunk_frames: int = audio.SEPARATION_CHUNK_FRAMES):
+        assert N_FFT % HOP == 0, "overlap-add assumes whole hops per frame"
         if chunk_frames <= 0 or chunk_frames % SIZE_MULTIPLE:
             raise ValueError(f"chunk_frames must be a positive multiple of {SIZE_MULTIPLE}")
         self.estimator = estimator
@@ -122,17 +123,16 @@ class Separator:
         window = _window()
         spectrum = torch.stft(
             torch.from_numpy(samples), N_FFT, HOP, window=window, center=False, return_complex=True
-        )  # [2, 1 + N_FFT // 2, chunk_frames]
-        magnitude = spectrum[:, :BINS].abs().transpose(1, 2).unsqueeze(0)
-        masks = self.estimator(magnitude)[0].transpose(-1, -2)  # [stems, 2, BINS, T]
-        masks = F.pad(masks, (0, 0, 0, spectrum.shape[1] - BINS))
-        frames = torch.fft.irfft(masks * spectrum, n=N_FFT, dim=-2) * window[:, None]
-        stems = F.fold(
-            frames.reshape(len(STEMS) * 2, N_FFT, self.chunk_frames),
-            output_size=(1, self._chunk_span),
-            kernel_size=(1, N_FFT),
-            stride=(1, HOP),
-        )
+        )[:, :BINS].transpose(1, 2)  # [2, chunk_frames, BINS]
+        masks = self.estimator(spectrum.abs().unsqueeze(0))[0]  # [stems, 2, chunk_frames, BINS]
+        # irfft zero-fills the bins above BINS, as spleeter's mask does.
+        frames = torch.fft.irfft(masks * spectrum, n=N_FFT, dim=-1) * window
+        # Overlap-add: with N_FFT = 4 * HOP each frame lands on 4 consecutive hops.
+        overlap = N_FFT // HOP
+        pieces = frames.reshape(len(STEMS), 2, self.chunk_frames, overlap, HOP)
+        stems = frames.new_zeros(len(STEMS), 2, self.chunk_frames + overlap - 1, HOP)
+        for offset in range(overlap):
+            stems[:, :, offset : offset + self.chunk_frames] += pieces[:, :, :, offset]
         return (stems.reshape(len(STEMS), 2, self._chunk_span) * self._gain).numpy()
 
     def separate_blocks(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
