@@ -1,0 +1,41 @@
+"""The README's two fresh-machine commands stay true."""
+
+import os
+import re
+import subprocess
+import sys
+
+import soundfile as sf
+from conftest import REPO
+
+README = (REPO / "README.md").read_text()
+
+
+def command(marker: str) -> str:
+    match = re.search(rf"<!-- {marker} -->\n```bash\n(.+?)\n```", README, re.DOTALL)
+    assert match, f"README.md lacks the {marker} block"
+    return match.group(1)
+
+
+def test_exactly_two_commands_for_a_fresh_machine():
+    assert README.count("```bash") == 2
+    for marker in ("main-command", "test-command"):
+        assert command(marker).startswith("python3 -m venv .venv && . .venv/bin/activate && ")
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "<!-- test-command -->" in ci and "README.md" in ci
+
+
+def test_main_command_works_after_install(tmp_path, separator_cache):
+    """The part after the install runs as written, from a copy of the checkout's layout."""
+    job = command("main-command").split("pip install -c constraints.txt . && ")[1]
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples" / "example.mp3").write_bytes((REPO / "samples/example.mp3").read_bytes())
+    env = {**os.environ, "VOCALSTREAM_CACHE": str(separator_cache.parent)}
+    env["PATH"] = f"{sys.prefix}/bin:{env['PATH']}"
+    run = subprocess.run(job, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    info = sf.info(tmp_path / "vocals.wav")
+    assert (info.samplerate, info.channels) == (44100, 2) and info.duration > 10
