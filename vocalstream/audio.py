@@ -47,7 +47,8 @@ MEL_STD = 16.921597
 # Bumped whenever a change here alters features, so caches and model bundles can tell.
 FRONTEND_VERSION = 1
 
-# Audio files vocalstream writes, by extension.
+# Audio files vocalstream reads and writes, by extension (libsndfile decodes many more).
+READABLE_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 OUTPUT_FORMATS = ("WAV", "FLAC", "OGG", "MP3")
 
 # One block of decoded audio: about 10 s, so memory stays flat on any file length.

@@ -11,3 +11,7 @@ class AudioError(VocalstreamError):
 
 class ModelError(VocalstreamError):
     """A model's files are missing, damaged, or do not match what vocalstream expects."""
+
+
+class DataError(VocalstreamError):
+    """A training data set is malformed: labels, manifests, missing or unreadable files, splits."""
