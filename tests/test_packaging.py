@@ -33,7 +33,7 @@ def test_wheel_has_a_single_top_level_package(wheel_files):
 def test_wheel_carries_every_module_of_the_product_folders(wheel_files):
     expected = set()
     for folder in PRODUCT_FOLDERS | {"vocalstream"}:
-        for source in (REPO / folder).rglob("*.py"):
+        for source in [*(REPO / folder).rglob("*.py"), *(REPO / folder).rglob("*.toml")]:
             relative = source.relative_to(REPO / folder).as_posix()
             prefix = "vocalstream" if folder == "vocalstream" else f"vocalstream/{folder}"
             expected.add(f"{prefix}/{relative}")

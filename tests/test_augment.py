@@ -1,0 +1,59 @@
+"""The seeds' augmentations on log-mel batches."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vocalstream.train.augment import mask_time_and_frequency, mixup, mixup_loss, reverse_time
+
+
+@pytest.fixture
+def batch() -> torch.Tensor:
+    return torch.randn(64, 1, 128, 130, generator=torch.Generator().manual_seed(0))
+
+
+def test_masks_are_narrow_bands_filled_with_the_mean(batch):
+    masked = mask_time_and_frequency(batch, np.random.default_rng(0), 1.0, 1.0, max_width=10)
+    for before, after in zip(batch, masked, strict=True):
+        changed = before != after
+        frames = changed.any(dim=-2).sum().item()  # columns touched by the time mask
+        bins = changed.any(dim=-1).sum().item()
+        assert frames < 10 + 128 and bins < 10 + 130  # a band each, plus the other band's cells
+        assert torch.allclose(after[changed], before.mean().expand(int(changed.sum())))
+
+
+def test_mask_probability(batch):
+    masked = mask_time_and_frequency(batch, np.random.default_rng(1), 0.5, 0.0, max_width=10)
+    touched = (masked != batch).flatten(1).any(1).float().mean().item()
+    assert 0.3 < touched < 0.7
+
+
+def test_reverse_flips_whole_examples_in_time(batch):
+    reversed_ = reverse_time(batch, np.random.default_rng(2), p=0.3)
+    flipped = [torch.equal(r, b.flip(-1)) for r, b in zip(reversed_, batch, strict=True)]
+    kept = [torch.equal(r, b) for r, b in zip(reversed_, batch, strict=True)]
+    assert all(f or k for f, k in zip(flipped, kept, strict=True)) and 5 < sum(flipped) < 35
+
+
+def test_mixup_blends_pairs_and_mixes_the_loss(batch):
+    labels = torch.arange(64) % 4
+    mixed, labels_a, labels_b, lam = mixup(batch, labels, 0.4, np.random.default_rng(3))
+    assert 0.0 <= lam <= 1.0 and torch.equal(labels_a, labels)
+    partners = (mixed - lam * batch) / (1 - lam)  # each row is some example of the batch
+    distances = torch.cdist(partners.flatten(1), batch.flatten(1))
+    partner = distances.argmin(dim=1)
+    assert torch.all(distances.min(dim=1).values < 1e-2 * distances.median())
+    assert torch.equal(labels[partner], labels_b)
+    assert sorted(partner.tolist()) == list(range(64))  # a permutation
+    logits = torch.randn(64, 4)
+    expected = lam * F.cross_entropy(logits, labels_a) + (1 - lam) * F.cross_entropy(
+        logits, labels_b
+    )
+    torch.testing.assert_close(mixup_loss(logits, labels_a, labels_b, lam), expected)
+
+
+def test_same_generator_state_gives_the_same_augmentation(batch):
+    first = mask_time_and_frequency(batch, np.random.default_rng(7))
+    second = mask_time_and_frequency(batch, np.random.default_rng(7))
+    assert torch.equal(first, second)

@@ -1,0 +1,182 @@
+"""A training run end to end, in one folder: data, cached features, each member, the ensemble.
+
+RUN_DIR/recipe.toml       the resolved recipe
+RUN_DIR/members/NAME/     checkpoint.pt, best.pt, metrics.jsonl, curves.png, confusion.png
+RUN_DIR/run.json          members and weights, data summary, validation metrics
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from vocalstream import audio
+from vocalstream.errors import VocalstreamError
+from vocalstream.export.separator import cache_dir
+from vocalstream.files import atomic_path
+from vocalstream.train import data
+from vocalstream.train.engine import (
+    Split,
+    classification_report,
+    distributed_from_environment,
+    load_trained,
+    predict_probabilities,
+    train_model,
+)
+from vocalstream.train.features import FeatureCache
+from vocalstream.train.recipe import Recipe, to_toml
+
+RUN_SUMMARY = "run.json"
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def read_examples(source: Path, labels: Path | None = None) -> list[data.Example]:
+    """A seeds'-format folder (N.mp3 + train_label.txt) or a CSV manifest (path,label[,group])."""
+    if source.suffix.lower() == ".csv":
+        return data.read_manifest(source)
+    return data.read_seed_folder(source, labels)
+
+
+def feature_cache(separation: bool, device: str, features_dir: Path | None) -> FeatureCache:
+    estimator = None
+    if separation:
+        from vocalstream.stream.separation import load_estimator
+
+        onnx_device = "auto" if device.startswith("cuda") else "cpu"
+        estimator = load_estimator("onnx", onnx_device, log=lambda message: None)
+    return FeatureCache(features_dir or cache_dir() / "features", separation, estimator)
+
+
+def _split(examples: list[data.Example], cache: FeatureCache, progress: bool) -> Split:
+    features = cache.features([e.path for e in examples], progress=progress)
+    labels = torch.tensor([e.label for e in examples], dtype=torch.long)
+    return Split(torch.from_numpy(features), labels, tuple(data.class_weights(examples)))
+
+
+def train_run(
+    recipe: Recipe,
+    examples: list[data.Example],
+    out: Path,
+    overrides: dict[str, object] | None = None,
+    device: str = "cpu",
+    resume: bool = False,
+    on_unreadable: str = "fail",
+    features_dir: Path | None = None,
+    log: Callable[[str], None] = _log,
+    progress: bool = True,
+) -> dict:
+    """Train every member of `recipe` on `examples`; returns the run summary."""
+    import torch.distributed as dist
+
+    context = distributed_from_environment()
+    out.mkdir(parents=True, exist_ok=True)
+    examples, skipped = data.check_readable(examples, on_unreadable)
+    for example, reason in skipped:
+        log(f"skipped {example.path}: {reason}")
+    training, validation = data.split(
+        examples, recipe.validation_fraction, recipe.seed, recipe.split_by_group
+    )
+    if recipe.upsample_label0:
+        training = data.upsample(training, label=0, copies=recipe.upsample_label0)
+
+    cache = feature_cache(recipe.separation, device, features_dir)
+    if context.world > 1 and not context.is_main:
+        dist.barrier()  # rank 0 fills the cache first
+    train_split = _split(training, cache, progress and context.is_main)
+    validation_split = _split(validation, cache, progress and context.is_main)
+    if context.world > 1 and context.is_main:
+        dist.barrier()
+    del cache  # drop the separator's onnxruntime threads before torch trains
+
+    if context.is_main:
+        (out / "recipe.toml").write_text(to_toml(recipe))
+    members = recipe.member_recipes(overrides)
+    weights = recipe.member_weights()
+    results = []
+    for member in members:
+        best = train_model(
+            member, train_split, validation_split, out / "members" / member.name,
+            device=device, resume=resume, log=log, progress=progress,
+        )  # fmt: skip
+        results.append(best)
+
+    summary = {
+        "recipe": recipe.name,
+        "members": [
+            {"name": m.name, "architecture": m.architecture, "weight": w, "best": r}
+            for m, w, r in zip(members, weights, results, strict=True)
+        ],
+        "separation": recipe.separation,
+        "frontend_version": audio.FRONTEND_VERSION,
+        "data": {
+            "train": data.counts(training),
+            "validation": data.counts(validation),
+            "skipped": [str(e.path) for e, _ in skipped],
+        },
+    }
+    if context.is_main:
+        probabilities = ensemble_probabilities(out, summary, validation_split.features, device)
+        summary["validation"] = classification_report(
+            validation_split.labels.numpy(), probabilities.argmax(1).numpy()
+        )
+        with atomic_path(out / RUN_SUMMARY) as scratch:
+            scratch.write_text(json.dumps(summary, indent=2))
+        kind = f"ensemble of {len(members)}" if len(members) > 1 else "one model"
+        log(f"{recipe.name}: validation accuracy {summary['validation']['accuracy']:.3f} ({kind})")
+    return summary
+
+
+def load_run(run_dir: Path) -> dict:
+    path = run_dir / RUN_SUMMARY
+    if not path.is_file():
+        raise VocalstreamError(f"{run_dir}: not a finished vocalstream run (no {RUN_SUMMARY})")
+    return json.loads(path.read_text())
+
+
+def ensemble_probabilities(
+    run_dir: Path, summary: dict, features: torch.Tensor, device: str = "cpu"
+) -> torch.Tensor:
+    """The weighted average of the members' softmaxes [N, NUM_CLASSES]."""
+    total = None
+    for member in summary["members"]:
+        network = load_trained(run_dir / "members" / member["name"], member["architecture"], device)
+        part = member["weight"] * predict_probabilities(network, features, device)
+        total = part if total is None else total + part
+    return total
+
+
+def evaluate_run(run_dir: Path, examples: list[data.Example], device: str = "cpu") -> dict:
+    summary = load_run(run_dir)
+    cache = feature_cache(summary["separation"], device, None)
+    split = _split(examples, cache, progress=True)
+    del cache
+    probabilities = ensemble_probabilities(run_dir, summary, split.features, device)
+    return classification_report(split.labels.numpy(), probabilities.argmax(1).numpy())
+
+
+def predict_folder(run_dir: Path, folder: Path, device: str = "cpu") -> list[tuple[str, int]]:
+    """(id, category) for every audio file in `folder`, ids being file stems, sorted."""
+    summary = load_run(run_dir)
+    files = sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in audio.READABLE_EXTENSIONS),
+        key=lambda p: (not p.stem.isdigit(), int(p.stem) if p.stem.isdigit() else 0, p.stem),
+    )
+    if not files:
+        raise VocalstreamError(f"{folder}: no audio files to predict")
+    cache = feature_cache(summary["separation"], device, None)
+    features = torch.from_numpy(cache.features(files, progress=True))
+    del cache
+    probabilities = ensemble_probabilities(run_dir, summary, features, device)
+    return [(p.stem, int(c)) for p, c in zip(files, probabilities.argmax(1), strict=True)]
+
+
+def write_predictions(rows: list[tuple[str, int]], destination: Path) -> None:
+    with atomic_path(destination) as scratch:
+        scratch.write_text("id,category\n" + "".join(f"{i},{c}\n" for i, c in rows))
