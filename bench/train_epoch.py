@@ -66,7 +66,7 @@ def main() -> None:
 
     print(f"{args.snippets} snippets ({cut} train + {args.snippets - cut} validation), "
           f"{args.threads} threads, torch {torch.__version__}")  # fmt: skip
-    print("| model | recipe | seconds per epoch | ms per training snippet |")
+    print("| model | recipe | seconds per epoch | ms per snippet |")
     print("|---|---|---|---|")
     for name in args.models.split(","):
         recipe = load_recipe(RECIPE_OF[name], {"epochs": 1})

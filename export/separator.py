@@ -36,7 +36,7 @@ def export_separator(path: str | os.PathLike, model: torch.nn.Module | None = No
     # optimize=False: the exporter's onnxscript optimiser corrupts this two-network graph
     # (max mask error 0.47 and NaNs with torch 2.13 / onnxscript 0.7.2). onnxruntime applies its
     # own graph optimisations when it loads the model.
-    with _exporter_quiet():
+    with exporter_quiet():
         torch.onnx.export(
             model,
             (example,),
@@ -54,7 +54,7 @@ def export_separator(path: str | os.PathLike, model: torch.nn.Module | None = No
 
 
 @contextlib.contextmanager
-def _exporter_quiet():
+def exporter_quiet():
     """The exporter prints progress and warns about torchvision ops this graph does not use."""
     exporter_log = logging.getLogger("torch.onnx")
     level = exporter_log.level

@@ -184,3 +184,33 @@ def predict(folder: Path, output: Path, run_dir: Path, device: str):
     rows = predict_folder(run_dir, folder, _torch_device(device))
     write_predictions(rows, output)
     click.echo(f"wrote {len(rows)} predictions to {output}", err=True)
+
+
+@main.command(name="export")
+@click.argument("runs", metavar="RUN...", nargs=-1, required=True,
+                type=click.Path(file_okay=False, path_type=Path))  # fmt: skip
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The bundle folder to write (replaced whole if it exists).")  # fmt: skip
+@click.option("--weights", help="One weight per RUN, summing to 1, e.g. 0.5,0.5 (default equal).")
+@click.option("--fp16", is_flag=True, help="Also write a float16 classifier.")
+@click.option("--no-separator", is_flag=True,
+              help="Leave the separator out; it is then built from the installed weights on "
+                   "first use.")  # fmt: skip
+def export_command(runs: tuple[Path, ...], output: Path, weights: str | None, fp16: bool,
+                   no_separator: bool):  # fmt: skip
+    """Export trained RUNs as one ONNX ensemble in a checksummed model bundle."""
+    from vocalstream.export.bundle import export_bundle
+
+    parsed = None
+    if weights:
+        try:
+            parsed = [float(w) for w in weights.split(",")]
+        except ValueError as error:
+            message = f"--weights takes numbers like 0.5,0.5, got {weights!r}"
+            raise VocalstreamError(message) from error
+    manifest = export_bundle(list(runs), output, parsed, fp16, not no_separator)
+    for name in manifest["files"]:
+        size = (output / name).stat().st_size / 1e6
+        click.echo(f"{output / name}: {size:.1f} MB", err=True)
+    members = ", ".join(f"{m['name']} x{m['weight']:.3g}" for m in manifest["members"])
+    click.echo(f"wrote bundle {output}: {members}", err=True)

@@ -1,0 +1,154 @@
+"""Exporting trained runs to a bundle, verifying it, and classifying with onnxruntime."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tiny_corpus
+import torch
+from conftest import ORCHESTRA, SONG, SPEECH, shared
+
+from vocalstream import audio
+from vocalstream.errors import ModelError
+from vocalstream.export.bundle import CLASSIFIER, MANIFEST, _ensemble, export_bundle, load_bundle
+from vocalstream.export.runtime import VoiceClassifier
+from vocalstream.export.separator import OnnxMaskEstimator
+from vocalstream.stream.separation import vocal_logmel
+from vocalstream.train import data
+from vocalstream.train.recipe import load_recipe
+from vocalstream.train.run import train_run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, separator_cache):
+    """Two real (if tiny) training runs: two CNN4s, and one ResNet18."""
+    folder = tmp_path_factory.mktemp("bundle")
+    examples = data.read_seed_folder(tiny_corpus.build(folder / "corpus"))
+    quiet = {"log": lambda message: None, "progress": False}
+    cnn = load_recipe("cnn4", {"epochs": 1, "copies": 2})
+    resnet = load_recipe("resnet18x8", {"epochs": 1, "copies": 1})
+    train_run(cnn, examples, folder / "cnn", {"epochs": 1}, **quiet)
+    train_run(resnet, examples, folder / "resnet", {"epochs": 1}, **quiet)
+    return [folder / "cnn", folder / "resnet"]
+
+
+@pytest.fixture(scope="module")
+def bundle(runs, tmp_path_factory):
+    destination = tmp_path_factory.mktemp("out") / "bundle"
+    export_bundle(runs, destination, [0.7, 0.3], fp16=True, include_separator=False)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def windows() -> np.ndarray:
+    """64 real 3-s windows, 44.1 kHz stereo: a song, speech, an orchestra."""
+    length = audio.WINDOW_SECONDS * audio.SEPARATION_RATE
+    picks = []
+    for name in (SONG, SPEECH, ORCHESTRA, "librosa-data/3436-172162-0000.ogg"):
+        signal = audio.load(shared(name), audio.SEPARATION_RATE, 2)
+        picks += [signal[:, s : s + length] for s in range(0, signal.shape[1] - length, length)]
+    return np.stack(picks[:64])
+
+
+@pytest.fixture(scope="module")
+def features(windows, separator_cache) -> np.ndarray:
+    return vocal_logmel(windows, OnnxMaskEstimator(separator_cache)).numpy()
+
+
+def test_manifest_describes_the_ensemble(bundle):
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    assert [m["weight"] for m in manifest["members"]] == pytest.approx([0.35, 0.35, 0.3])
+    assert manifest["separation"] is True and manifest["frontend_version"] == 1
+    assert manifest["labels"] == ["no_voice", "male", "female", "several"]
+    assert set(manifest["files"]) == {"classifier.onnx", "classifier.fp16.onnx"}
+    assert all("accuracy" in v for v in manifest["validation"])
+    assert manifest["training_data"][0]["train"]
+
+
+def test_onnx_matches_torch_on_real_windows(runs, bundle, features):
+    ensemble, _, _ = _ensemble(runs, [0.7, 0.3])
+    with torch.inference_mode():
+        expected = ensemble(torch.from_numpy(features)).numpy()
+    classifier = VoiceClassifier(bundle, device="cpu")
+    ours = classifier.probabilities_of(features)
+    assert features.shape[0] == 64
+    assert np.abs(ours - expected).max() < 1e-4
+    assert (ours.argmax(1) == expected.argmax(1)).all()
+    half = VoiceClassifier(bundle, device="cpu", fp16=True).probabilities_of(features)
+    print(f"fp16: max abs diff {np.abs(half - expected).max():.2e}, argmax agreement "
+          f"{(half.argmax(1) == expected.argmax(1)).mean():.3f}")  # fmt: skip
+    assert np.abs(half - expected).max() < 1e-2
+
+
+def test_classifier_runs_the_whole_pipeline(bundle, windows, features):
+    classifier = VoiceClassifier(bundle, device="cpu", max_batch=16)
+    assert classifier.provider == "CPUExecutionProvider"
+    assert (classifier.sample_rate, classifier.channels) == (44100, 2)
+    probabilities = classifier.classify(windows[:40])
+    assert probabilities.shape == (40, 4)
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probabilities, classifier.probabilities_of(features[:40]), atol=1e-4)
+    with pytest.raises(ValueError, match="windows must be"):
+        classifier.classify(windows[:2, :, :1000])
+
+
+def test_cuda_request_without_cuda(bundle):
+    auto = VoiceClassifier(bundle, device="auto")
+    if auto.provider == "CUDAExecutionProvider":
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ModelError, match="CUDA was asked for"):
+        VoiceClassifier(bundle, device="cuda")
+
+
+def copy_of(bundle, tmp_path):
+    import shutil
+
+    return shutil.copytree(bundle, tmp_path / "copy")
+
+
+def test_one_corrupt_byte_is_refused(bundle, tmp_path):
+    copy = copy_of(bundle, tmp_path)
+    data_bytes = bytearray((copy / CLASSIFIER).read_bytes())
+    data_bytes[len(data_bytes) // 2] ^= 0x01
+    (copy / CLASSIFIER).write_bytes(bytes(data_bytes))
+    with pytest.raises(ModelError, match="sha256 differs"):
+        load_bundle(copy)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: os.remove(b / CLASSIFIER), "classifier.onnx is missing"),
+        (lambda b: os.remove(b / MANIFEST), "not a model bundle"),
+        (lambda b: (b / MANIFEST).write_text("{not json"), "corrupt"),
+        (lambda b: _edit(b, frontend_version=99), "front-end version 99"),
+        (lambda b: _edit(b, format=7), "bundle format 7"),
+    ],
+)
+def test_damaged_bundles_are_refused(bundle, tmp_path, damage, message):
+    copy = copy_of(bundle, tmp_path)
+    damage(copy)
+    with pytest.raises(ModelError, match=message):
+        load_bundle(copy)
+
+
+def _edit(folder, **changes):
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest.update(changes)
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_export_command(runs, tmp_path, separator_cache):
+    env = {**os.environ, "VOCALSTREAM_CACHE": str(separator_cache.parent)}
+    out = tmp_path / "bundle"
+    command = [f"{sys.prefix}/bin/vocalstream", "export", *map(str, runs), "-o", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert set(load_bundle(out).manifest["files"]) == {"classifier.onnx", "separator.onnx"}
+    bad = subprocess.run([*command, "--weights", "0.9,0.3"], capture_output=True, text=True,
+                         env=env)  # fmt: skip
+    assert bad.returncode == 1 and "sum to 1" in bad.stderr
+    assert load_bundle(out)  # the failed export left the good bundle untouched
