@@ -75,7 +75,9 @@ def to_float16(source: Path, destination: Path) -> Path:
     return destination
 
 
-def _ensemble(runs: list[Path], run_weights: list[float]) -> tuple[Ensemble, list[dict], list]:
+def ensemble_of_runs(
+    runs: list[Path], run_weights: list[float]
+) -> tuple[Ensemble, list[dict], list]:
     from vocalstream.train.engine import load_trained
     from vocalstream.train.run import load_run
 
@@ -113,7 +115,7 @@ def export_bundle(
         raise ModelError(f"{len(runs)} runs but {len(weights)} weights")
     if abs(sum(weights) - 1.0) > 1e-6 or min(weights) < 0:
         raise ModelError(f"run weights must be non-negative and sum to 1, got {weights}")
-    ensemble, members, summaries = _ensemble(runs, weights)
+    ensemble, members, summaries = ensemble_of_runs(runs, weights)
     separation = {s["separation"] for s in summaries}
     versions = {s["frontend_version"] for s in summaries}
     if len(separation) > 1:

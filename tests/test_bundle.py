@@ -13,7 +13,13 @@ from conftest import ORCHESTRA, SONG, SPEECH, shared
 
 from vocalstream import audio
 from vocalstream.errors import ModelError
-from vocalstream.export.bundle import CLASSIFIER, MANIFEST, _ensemble, export_bundle, load_bundle
+from vocalstream.export.bundle import (
+    CLASSIFIER,
+    MANIFEST,
+    ensemble_of_runs,
+    export_bundle,
+    load_bundle,
+)
 from vocalstream.export.runtime import VoiceClassifier
 from vocalstream.export.separator import OnnxMaskEstimator
 from vocalstream.stream.separation import vocal_logmel
@@ -69,7 +75,7 @@ def test_manifest_describes_the_ensemble(bundle):
 
 
 def test_onnx_matches_torch_on_real_windows(runs, bundle, features):
-    ensemble, _, _ = _ensemble(runs, [0.7, 0.3])
+    ensemble, _, _ = ensemble_of_runs(runs, [0.7, 0.3])
     with torch.inference_mode():
         expected = ensemble(torch.from_numpy(features)).numpy()
     classifier = VoiceClassifier(bundle, device="cpu")
