@@ -232,3 +232,18 @@ def load_bundle(folder: str | os.PathLike) -> Bundle:
             raise ModelError(f"{path}: sha256 differs from the manifest: the file is corrupt "
                              "or was replaced")  # fmt: skip
     return Bundle(folder, manifest)
+
+
+DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
+
+
+def resolve_bundle(path: str | os.PathLike | None) -> Bundle:
+    """The bundle at `path`, or the default bundle shipped with vocalstream."""
+    if path is not None:
+        return load_bundle(path)
+    if not (DEFAULT_BUNDLE / MANIFEST).is_file():
+        raise ModelError(
+            "no --model given and this vocalstream ships no default model yet: "
+            "train and export one (vocalstream train, vocalstream export)"
+        )
+    return load_bundle(DEFAULT_BUNDLE)

@@ -85,6 +85,10 @@ class VoiceClassifier:
         self.labels = tuple(self.bundle.manifest["labels"])
         self.max_batch = max_batch
         self._binding = self.provider == "CUDAExecutionProvider"
+        # onnxruntime's first runs allocate and pick kernels (about a second here): pay that now,
+        # not on the first window of a live stream.
+        for _ in range(2):
+            self.classify(np.zeros((1, self.channels, self.window_samples), np.float32))
 
     @property
     def provider(self) -> str:

@@ -40,3 +40,56 @@ def separator_cache(tmp_path_factory):
             del os.environ["VOCALSTREAM_CACHE"]
         else:
             os.environ["VOCALSTREAM_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory, separator_cache):
+    """A real model bundle: CNN4 trained for one epoch on the tiny real-audio corpus, exported
+    with vocalstream's own commands (its separator comes from the session's cache)."""
+    import tiny_corpus
+
+    from vocalstream.export.bundle import export_bundle
+    from vocalstream.train import data
+    from vocalstream.train.recipe import load_recipe
+    from vocalstream.train.run import train_run
+
+    folder = tmp_path_factory.mktemp("trained")
+    examples = data.read_seed_folder(tiny_corpus.build(folder / "corpus"))
+    train_run(load_recipe("cnn4", {"epochs": 1}), examples, folder / "run", {"epochs": 1},
+              log=lambda message: None, progress=False)  # fmt: skip
+    export_bundle([folder / "run"], folder / "bundle", include_separator=False)
+    return folder / "bundle"
+
+
+@pytest.fixture
+def virtual_microphone(tmp_path):
+    """A real capture device: a PulseAudio null sink whose monitor is the default source
+    (../shared/notes/virtual-mic.md). Yields the environment a recording process needs."""
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    if shutil.which("pulseaudio") is None:
+        pytest.fail("pulseaudio is not installed: run the README's test command, which installs it")
+    runtime = tmp_path / "pulse-runtime"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    subprocess.run(
+        ["pulseaudio", "-D", "-n", "--exit-idle-time=-1", "--disallow-exit",
+         f"--log-target=file:{runtime}/pulse.log",
+         "--load=module-native-protocol-unix auth-anonymous=1",
+         "--load=module-null-sink sink_name=vmic rate=44100 channels=2 format=float32le "
+         "norewinds=1"],
+        env=env, check=True,
+    )  # fmt: skip
+    for _ in range(100):
+        if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
+            break
+        time.sleep(0.1)
+    subprocess.run(["pactl", "set-default-sink", "vmic"], env=env, check=True)
+    subprocess.run(["pactl", "set-default-source", "vmic.monitor"], env=env, check=True)
+    try:
+        yield env
+    finally:
+        subprocess.run(["pulseaudio", "--kill"], env=env, capture_output=True)

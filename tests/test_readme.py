@@ -20,7 +20,8 @@ def command(marker: str) -> str:
 def test_exactly_two_commands_for_a_fresh_machine():
     assert README.count("```bash") == 2
     for marker in ("main-command", "test-command"):
-        assert command(marker).startswith("python3 -m venv .venv && . .venv/bin/activate && ")
+        assert "python3 -m venv .venv && . .venv/bin/activate && pip install" in command(marker)
+    assert "apt-get install" in command("test-command")  # the virtual microphone's packages
 
 
 def test_ci_runs_the_readme_test_command():

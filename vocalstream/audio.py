@@ -95,13 +95,33 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
         raise AudioError(message) from error
 
 
-def _mix_channels(frames: np.ndarray, channels: int) -> np.ndarray:
+def mix_channels(frames: np.ndarray, channels: int) -> np.ndarray:
     """[n, c_in] -> [n, channels]. Anything but a match goes through mono, so a 5.1 centre channel
     (where the voice usually is) is never dropped."""
     if frames.shape[1] == channels:
         return frames
     mono = frames.mean(axis=1, keepdims=True)
     return np.repeat(mono, channels, axis=1)
+
+
+class Converter:
+    """Blocks of any rate and channel count in, float32 [channels, n] at `rate` out, statefully,
+    so a stream converted block by block equals the whole converted at once."""
+
+    def __init__(self, source_rate: int, source_channels: int, rate: int, channels: int):
+        if min(source_rate, source_channels, rate, channels) <= 0:
+            raise ValueError("sample rates and channel counts must be positive")
+        self.channels = channels
+        self._resampler = None
+        if source_rate != rate:
+            self._resampler = soxr.ResampleStream(source_rate, rate, channels, dtype="float32")
+
+    def __call__(self, frames: np.ndarray, last: bool = False) -> np.ndarray:
+        """frames [n, source_channels] (float32) -> [channels, m]; last=True flushes."""
+        frames = mix_channels(np.asarray(frames, dtype=np.float32), self.channels)
+        if self._resampler is not None:
+            frames = self._resampler.resample_chunk(frames, last=last)
+        return np.ascontiguousarray(frames.T)
 
 
 def stream(
@@ -115,13 +135,9 @@ def stream(
     Memory is bounded by one block whatever the file's length. Raises AudioError if the file is
     missing, not audio, holds NaN/inf samples, or decodes to nothing.
     """
-    if sr <= 0 or channels <= 0:
-        raise ValueError(f"sample rate and channels must be positive, got {sr} and {channels}")
     name = os.fspath(path)
     with _open(path) as audio:
-        resampler = None
-        if audio.samplerate != sr:
-            resampler = soxr.ResampleStream(audio.samplerate, sr, channels, dtype="float32")
+        convert = Converter(audio.samplerate, audio.channels, sr, channels)
         block = max(1, int(block_seconds * audio.samplerate))
         decoded = 0
         while True:
@@ -139,11 +155,9 @@ def stream(
                 at = decoded + int(np.argmin(finite))
                 raise AudioError(f"{name}: NaN or infinite sample at {at / audio.samplerate:.3f} s")
             decoded += len(frames)
-            frames = _mix_channels(frames, channels)
-            if resampler is not None:
-                frames = resampler.resample_chunk(frames, last=last)
-            if len(frames):
-                yield np.ascontiguousarray(frames.T)
+            converted = convert(frames, last=last)
+            if converted.shape[1]:
+                yield converted
             if last:
                 break
         declared = audio.frames

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -214,3 +215,178 @@ def export_command(runs: tuple[Path, ...], output: Path, weights: str | None, fp
         click.echo(f"{output / name}: {size:.1f} MB", err=True)
     members = ", ".join(f"{m['name']} x{m['weight']:.3g}" for m in manifest["members"])
     click.echo(f"wrote bundle {output}: {members}", err=True)
+
+
+_model_option = click.option(
+    "--model", "model", type=click.Path(file_okay=False, path_type=Path),
+    help="A model bundle from vocalstream export (default: the bundled model).",
+)  # fmt: skip
+
+
+def _pcm_options(command):
+    for option in reversed([
+        click.option("--input-rate", type=int, default=44100, show_default=True,
+                     help="Sample rate of raw PCM on standard input (INPUT '-')."),
+        click.option("--input-channels", type=int, default=2, show_default=True,
+                     help="Channels of raw PCM on standard input."),
+        click.option("--input-format", type=click.Choice(["f32le", "s16le", "s32le"]),
+                     default="f32le", show_default=True, help="Sample format of raw PCM."),
+    ]):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def _classifier(model: Path | None, compute: str):
+    from vocalstream.export.bundle import resolve_bundle
+    from vocalstream.export.runtime import VoiceClassifier
+
+    classifier = VoiceClassifier(resolve_bundle(model), device=compute)
+    if compute == "auto" and classifier.provider != "CUDAExecutionProvider":
+        click.echo("CUDA is not available: running on the CPU", err=True)
+    return classifier
+
+
+def _stdin_blocks(classifier, rate: int, channels: int, pcm_format: str):
+    from vocalstream.stream.sources import pcm_blocks
+
+    if rate <= 0 or channels <= 0:
+        raise VocalstreamError("--input-rate and --input-channels must be positive")
+    return pcm_blocks(sys.stdin.buffer, rate, channels, pcm_format, classifier.sample_rate,
+                      classifier.channels)  # fmt: skip
+
+
+@main.command(name="file")
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
+@_model_option
+@click.option("-f", "--format", "output_format", default="json", show_default=True,
+              type=click.Choice(["json", "jsonl", "csv", "rttm", "textgrid"]))  # fmt: skip
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Write here instead of standard output (a folder for several TextGrids).",
+)
+@click.option("--windows", is_flag=True, help="The raw windows instead of the smoothed timeline.")
+@click.option("--hop", type=float, default=3.0, show_default=True,
+              help="Seconds between window starts (windows are 3 s).")  # fmt: skip
+@click.option("--smoothing", type=click.Choice(["median", "hysteresis", "none"]),
+              default="median", show_default=True)  # fmt: skip
+@click.option("--median-windows", type=int, default=3, show_default=True)
+@click.option("--enter", type=float, default=0.6, show_default=True,
+              help="Hysteresis: probability a new class needs to take over.")  # fmt: skip
+@click.option("--exit", "exit_", type=float, default=0.4, show_default=True,
+              help="Hysteresis: the current class holds until it falls below this.")  # fmt: skip
+@click.option("--min-duration", type=float, default=0.0, show_default=True,
+              help="Seconds: shorter segments join the one before.")  # fmt: skip
+@_pcm_options
+@click.option("--compute", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where the models run.")  # fmt: skip
+def file_command(
+    inputs, model, output_format, output, windows, hop, smoothing, median_windows, enter, exit_,
+    min_duration, input_rate, input_channels, input_format, compute,
+):  # fmt: skip
+    """A timeline of no voice / male / female / several voices for each INPUT ('-': raw PCM on
+    standard input). The model is loaded once for all inputs."""
+    from vocalstream import audio
+    from vocalstream.files import atomic_path
+    from vocalstream.stream.formats import render
+    from vocalstream.stream.service import analyse
+    from vocalstream.stream.timeline import Smoothing
+
+    if not 0 < hop <= audio.WINDOW_SECONDS:
+        raise VocalstreamError(f"--hop must lie in (0, {audio.WINDOW_SECONDS}] seconds")
+    try:
+        smooth = Smoothing(smoothing, median_windows, enter, exit_, min_duration)
+    except ValueError as error:
+        raise VocalstreamError(str(error)) from error
+    several_grids = output_format == "textgrid" and len(inputs) > 1
+    if several_grids and (output is None or output.suffix):
+        raise VocalstreamError("several inputs as TextGrid need -o FOLDER (one file each)")
+    if output_format in ("rttm", "textgrid") and windows:
+        raise VocalstreamError(f"{output_format} holds segments only; drop --windows")
+    for name in inputs:
+        if name != "-":
+            audio.duration(name)  # every input readable before any model loads
+    classifier = _classifier(model, compute)
+    results = []
+    for name in inputs:
+        if name == "-":
+            blocks = _stdin_blocks(classifier, input_rate, input_channels, input_format)
+        else:
+            blocks = audio.stream(name, classifier.sample_rate, classifier.channels)
+        results.append(analyse(classifier, blocks, name, hop, smooth))
+    description = {"bundle": str(classifier.bundle.folder), "provider": classifier.provider,
+                   "labels": list(classifier.labels)}  # fmt: skip
+    if several_grids:
+        output.mkdir(parents=True, exist_ok=True)
+        for result in results:
+            with atomic_path(output / f"{Path(result['path']).stem}.TextGrid") as scratch:
+                scratch.write_text(render([result], "textgrid", False, description))
+        return
+    text = render(results, output_format, windows, description)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        with atomic_path(output) as scratch:
+            scratch.write_text(text)
+
+
+@main.command()
+@click.argument("source", metavar="[INPUT]", required=False)
+@_model_option
+@click.option("--device", "capture_device", help="Capture device: index or name substring.")
+@click.option("--list-devices", is_flag=True, help="List capture devices and exit.")
+@click.option("--hop", type=float, default=1.0, show_default=True,
+              help="Seconds between window starts (windows are 3 s).")  # fmt: skip
+@click.option("--duration", type=float, help="Stop after this many seconds of audio.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append the JSON lines here instead of standard output.")  # fmt: skip
+@_pcm_options
+@click.option("--compute", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where the models run.")  # fmt: skip
+def listen(source, model, capture_device, list_devices, hop, duration, output, input_rate,
+           input_channels, input_format, compute):  # fmt: skip
+    """Classify live audio: one JSON line per window, from the microphone (or raw PCM on
+    standard input with INPUT '-'), until interrupted, the input ends or --duration passes."""
+    import contextlib
+    import signal
+    import threading
+
+    from vocalstream import audio
+    from vocalstream.stream.service import limited
+    from vocalstream.stream.service import listen as listen_loop
+    from vocalstream.stream.sources import Microphone, input_devices
+
+    if list_devices:
+        for device in input_devices():
+            click.echo(f"{device['index']}: {device['name']} ({device['channels']} ch, "
+                       f"{device['default_rate']:.0f} Hz)")  # fmt: skip
+        return
+    if not 0 < hop <= audio.WINDOW_SECONDS:
+        raise VocalstreamError(f"--hop must lie in (0, {audio.WINDOW_SECONDS}] seconds")
+    if duration is not None and duration <= 0:
+        raise VocalstreamError("--duration must be positive")
+    if source not in (None, "-"):
+        raise VocalstreamError("listen reads the microphone, or raw PCM with INPUT '-'; "
+                               "for files use vocalstream file")  # fmt: skip
+    device = int(capture_device) if capture_device and capture_device.isdigit() else (
+        capture_device)  # fmt: skip
+    classifier = _classifier(model, compute)
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+    samples = None if duration is None else round(duration * classifier.sample_rate)
+    microphone = None
+    with contextlib.ExitStack() as stack:
+        if source == "-":
+            blocks = _stdin_blocks(classifier, input_rate, input_channels, input_format)
+        else:
+            microphone = stack.enter_context(
+                Microphone(device, classifier.sample_rate, classifier.channels)
+            )
+            blocks = microphone.blocks(stop)
+        out = stack.enter_context(output.open("a")) if output else sys.stdout
+        counters = listen_loop(classifier, limited(blocks, samples), out, hop, stop)
+    counters["overruns"] = microphone.overruns if microphone else 0
+    counters["provider"] = classifier.provider
+    click.echo(json.dumps({"health": counters}), err=True)
