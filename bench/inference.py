@@ -36,7 +36,7 @@ def windows(count: int) -> np.ndarray:
     return np.stack([picks[i % len(picks)] for i in range(count)])
 
 
-def timing_bundle(folder: Path) -> Path:
+def timing_bundle(folder: Path, recipe_name: str = "seed000-ensemble") -> Path:
     import soundfile as sf
 
     from vocalstream import audio
@@ -50,10 +50,10 @@ def timing_bundle(folder: Path) -> Path:
     for index, window in enumerate(windows(16)):
         sf.write(snippets / f"{index}.flac", window.T, audio.SEPARATION_RATE)
     (snippets / "train_label.txt").write_text("".join(f"{i % 4}\n" for i in range(16)))
-    recipe = load_recipe("seed000-ensemble")
+    recipe = load_recipe(recipe_name)
     examples = data.read_seed_folder(snippets)
     train_run(recipe, examples, folder / "run", {"epochs": 1}, log=lambda m: None, progress=False)
-    export_bundle([folder / "run"], folder / "bundle")
+    export_bundle([folder / "run"], folder / "bundle", include_separator=False)
     return folder / "bundle"
 
 

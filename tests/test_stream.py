@@ -147,3 +147,37 @@ def test_listen_on_a_real_microphone_in_real_time(trained_bundle, cache_env, vir
     assert max(offsets) - min(offsets) < 0.5, offsets
     health = json.loads(stderr.strip().splitlines()[-1])["health"]
     assert health["dropped"] == 0 and health["windows"] == 7
+
+
+def start_listening(bundle, env) -> subprocess.Popen:
+    return subprocess.Popen(
+        [f"{sys.prefix}/bin/vocalstream", "listen", "--model", str(bundle), "--hop", "1",
+         "--device", "pulse"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_listen_stops_cleanly_on_a_signal(trained_bundle, cache_env, virtual_microphone,
+                                          signal_name):  # fmt: skip
+    import signal
+
+    listener = start_listening(trained_bundle, {**cache_env, **virtual_microphone})
+    first = json.loads(listener.stdout.readline())
+    listener.send_signal(getattr(signal, signal_name))
+    rest, stderr = listener.communicate(timeout=30)
+    assert listener.returncode == 0, stderr
+    lines = [first, *(json.loads(line) for line in rest.splitlines())]  # every line is whole
+    health = json.loads(stderr.strip().splitlines()[-1])["health"]
+    assert health["windows"] == len(lines) and "Traceback" not in stderr
+
+
+def test_a_microphone_that_disappears_is_a_clear_error(trained_bundle, cache_env,
+                                                       virtual_microphone):  # fmt: skip
+    listener = start_listening(trained_bundle, {**cache_env, **virtual_microphone})
+    json.loads(listener.stdout.readline())
+    subprocess.run(["pulseaudio", "--kill"], env=virtual_microphone, check=True)
+    _, stderr = listener.communicate(timeout=30)
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert listener.returncode == 1 and len(errors) == 1, stderr
+    assert "stopped delivering audio" in errors[0] and "Traceback" not in stderr
