@@ -81,7 +81,7 @@ def input_devices() -> list[dict]:
 def _sounddevice():
     try:
         import sounddevice
-    except OSError as error:  # raised at import when the PortAudio library is absent
+    except (OSError, ImportError) as error:  # OSError: the PortAudio library is absent
         message = f"no audio capture available: {error} (install libportaudio2)"
         raise DeviceError(message) from error
     return sounddevice

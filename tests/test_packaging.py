@@ -73,3 +73,37 @@ def test_console_script_version_and_help(tmp_path):
         [f"{bin_dir}/vocalstream", "--help"], cwd=tmp_path, capture_output=True, text=True
     )
     assert usage.returncode == 0 and "Usage: vocalstream" in usage.stdout
+
+
+def test_every_imported_package_is_declared():
+    """A dependency installed by hand on a developer's machine must not hide a missing
+    install_requires entry (sounddevice once did)."""
+    import ast
+    import importlib.metadata
+    import re
+
+    config = ConfigParser()
+    config.read(REPO / "setup.cfg")
+    declared = {
+        re.split(r"[<>=!;\[ ]", line.strip())[0].lower()
+        for line in config["options"]["install_requires"].strip().splitlines()
+    }
+    distributions = importlib.metadata.packages_distributions()
+    undeclared = set()
+    for folder in PRODUCT_FOLDERS | {"vocalstream"}:
+        for source in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in sys.stdlib_module_names or top == "vocalstream":
+                        continue
+                    owners = {d.lower() for d in distributions.get(top, [top])}
+                    if not owners & declared:
+                        undeclared.add(f"{top} ({source.relative_to(REPO)})")
+    assert not undeclared, f"imported but not in install_requires: {sorted(undeclared)}"
