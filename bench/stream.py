@@ -57,7 +57,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        bundles = {path.name: path for path in args.bundle}
+        bundles = {str(path): path for path in args.bundle}
         if not bundles:
             for recipe in ("seed000-ensemble", "cnn4"):
                 (scratch / recipe).mkdir()
