@@ -60,6 +60,9 @@ def pcm_blocks(
         if converted.shape[1]:
             yield converted
         if last:
+            if seconds == 0:
+                raise AudioError("standard input: no audio (expected raw PCM, e.g. ffmpeg -f "
+                                 f"{pcm_format} -)")  # fmt: skip
             return
 
 

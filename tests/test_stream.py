@@ -89,6 +89,8 @@ def test_many_files_one_model_and_raw_pcm(trained_bundle, cache_env, tmp_path):
         (["file", str(SAMPLE), "--hop", "0"], "--hop"),
         (["listen", "--hop", "5"], "--hop"),
         (["listen", str(SAMPLE)], "for files use vocalstream file"),
+        (["file", "-"], "standard input: no audio"),
+        (["listen", "-"], "standard input: no audio"),
     ],
 )
 def test_bad_input_is_one_clear_line(trained_bundle, cache_env, tmp_path, arguments, message):

@@ -62,7 +62,6 @@ def separate(source: Path, output: Path, stem: str, backend: str, device: str, q
         click.echo(
             f"wrote {output} ({stem}, {seconds:.1f} s of audio in {elapsed:.1f} s)", err=True
         )
-    sys.exit(0)
 
 
 def _torch_device(device: str) -> str:
@@ -369,8 +368,8 @@ def listen(source, model, capture_device, list_devices, hop, duration, output, i
     if source not in (None, "-"):
         raise VocalstreamError("listen reads the microphone, or raw PCM with INPUT '-'; "
                                "for files use vocalstream file")  # fmt: skip
-    device = int(capture_device) if capture_device and capture_device.isdigit() else (
-        capture_device)  # fmt: skip
+    numbered = capture_device is not None and capture_device.isdigit()
+    device = int(capture_device) if numbered else capture_device
     classifier = _classifier(model, compute)
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
