@@ -142,6 +142,10 @@ def train(
             chosen, examples, out, settings, torch_device, resume, on_unreadable,
             progress=sys.stderr.isatty(),
         )  # fmt: skip
+        if dist.is_initialized():
+            # Rank 0 still writes the run summary: tearing the group down before it is done
+            # aborted the other rank in CI ("terminate called without an active exception").
+            dist.barrier()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
