@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vocalstream import audio
+from vocalstream.errors import ModelError
 from vocalstream.files import atomic_path
 from vocalstream.models.spleeter import SIZE_MULTIPLE, STEMS
 
@@ -63,8 +64,6 @@ def load_estimator(backend: str = "onnx", device: str = "auto", log=_log) -> Mas
     if backend == "torch":
         cuda = torch.cuda.is_available()
         if device == "cuda" and not cuda:
-            from vocalstream.errors import ModelError
-
             raise ModelError("CUDA was asked for but torch cannot use it here; use --device cpu")
         chosen = "cuda" if device in ("auto", "cuda") and cuda else "cpu"
         log(f"separator: torch on {chosen}" + ("" if cuda else " (CUDA not available)"))

@@ -12,9 +12,6 @@ import numpy as np
 from vocalstream.stream.pipeline import Pipeline
 from vocalstream.stream.timeline import Smoothing, segments, window_event
 
-FILE_HOP_SECONDS = 3.0  # file: back-to-back windows unless asked otherwise
-LISTEN_HOP_SECONDS = 1.0
-
 
 def limited(blocks: Iterable[np.ndarray], samples: int | None) -> Iterator[np.ndarray]:
     """The first `samples` of a block stream (all of it when None)."""

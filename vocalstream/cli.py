@@ -12,6 +12,10 @@ import click
 from vocalstream import __version__
 from vocalstream.errors import VocalstreamError
 
+# The streaming defaults, without importing the stream package (and torch) for --help.
+FILE_HOP_SECONDS = 3.0  # file: back-to-back windows unless asked otherwise
+LISTEN_HOP_SECONDS = 1.0
+
 
 class _Group(click.Group):
     """Turns vocalstream's own errors into one `Error: ...` line and exit status 1."""
@@ -270,7 +274,7 @@ def _stdin_blocks(classifier, rate: int, channels: int, pcm_format: str):
     help="Write here instead of standard output (a folder for several TextGrids).",
 )
 @click.option("--windows", is_flag=True, help="The raw windows instead of the smoothed timeline.")
-@click.option("--hop", type=float, default=3.0, show_default=True,
+@click.option("--hop", type=float, default=FILE_HOP_SECONDS, show_default=True,
               help="Seconds between window starts (windows are 3 s).")  # fmt: skip
 @click.option("--smoothing", type=click.Choice(["median", "hysteresis", "none"]),
               default="median", show_default=True)  # fmt: skip
@@ -339,7 +343,7 @@ def file_command(
 @_model_option
 @click.option("--device", "capture_device", help="Capture device: index or name substring.")
 @click.option("--list-devices", is_flag=True, help="List capture devices and exit.")
-@click.option("--hop", type=float, default=1.0, show_default=True,
+@click.option("--hop", type=float, default=LISTEN_HOP_SECONDS, show_default=True,
               help="Seconds between window starts (windows are 3 s).")  # fmt: skip
 @click.option("--duration", type=float, help="Stop after this many seconds of audio.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
