@@ -131,6 +131,28 @@ def test_evaluate_and_predict(tmp_path, corpus, separator_cache):
     assert {line.split(",")[1] for line in lines[1:]} <= {"0", "1", "2", "3"}
 
 
+def test_validation_on_a_given_split(tmp_path, corpus, separator_cache):
+    """--validation-data replaces the recipe's split: a corpus split by speaker stays as built."""
+    header, *rows = (corpus / "manifest.csv").read_text().splitlines()
+    for name, part in (("fit.csv", rows[:24]), ("held.csv", rows[24:])):
+        lines = [header] + [row.replace(row.split(",")[0], str(corpus / row.split(",")[0]), 1)
+                            for row in part]  # fmt: skip
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    result = run("train", "--recipe", "cnn4", "--no-separation", "--set", "epochs=1",
+                 "--data", tmp_path / "fit.csv", "--validation-data", tmp_path / "held.csv",
+                 "--out", out, cache=separator_cache)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "run.json").read_text())
+    assert sum(summary["data"]["train"].values()) == 24
+    assert sum(summary["data"]["validation"].values()) == 8
+    assert (
+        sum(summary["validation"]["confusion"][0])
+        + sum(sum(row) for row in summary["validation"]["confusion"][1:])
+        == 8
+    )
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -136,6 +136,9 @@ def test_manifest_resolves_relative_paths_and_reads_groups(tmp_path):
     ]
     manifest.write_text("path,label\nsongs/a.wav,0\n")
     assert read_manifest(manifest) == [Example(root / "songs" / "a.wav", 0, "a")]
+    # Columns beyond path,label,group describe the example (the corpus builder writes them).
+    manifest.write_text("path,label,source,group\nsongs/a.wav,0,asterisk,duet\n")
+    assert read_manifest(manifest) == [Example(root / "songs" / "a.wav", 0, "duet")]
 
 
 def test_manifest_errors(tmp_path):
@@ -145,7 +148,8 @@ def test_manifest_errors(tmp_path):
         read_manifest(manifest)
     cases = {
         "": "empty; expected the header path,label[,group]",
-        "file,label\na.wav,0\n": "header 'file,label' is not path,label or path,label,group",
+        "file,label\na.wav,0\n": "header 'file,label' lacks path and label columns",
+        "path,label,path\na.wav,0,b.wav\n": "header 'path,label,path' lacks path and label",
         "path,label\n": "lists no examples",
         "path,label\na.wav,0\na.wav,x\n": "line 3: label 'x' is not an integer",
         "path,label\na.wav,7\n": "line 2: label 7 is outside 0..3",

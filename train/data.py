@@ -1,7 +1,8 @@
 """Training data: reading labelled snippets, checking them, splitting, and balancing the classes.
 
 Two layouts are read. The seeds' folder holds `N.mp3` snippets beside `train_label.txt`, whose line
-N (counted from 0) labels `N.mp3`. A manifest is a CSV with the header `path,label[,group]`.
+N (counted from 0) labels `N.mp3`. A manifest is a CSV with the header `path,label[,group]`; any
+further columns (the corpus builder's sources, say) describe the example and are not read here.
 Either way the result is a list of `Example`s; `split`, `upsample` and `class_weights` work on such
 lists and never touch the audio itself.
 """
@@ -25,7 +26,7 @@ from vocalstream.errors import AudioError, DataError
 from vocalstream.models.classifiers import LABELS, NUM_CLASSES
 
 LABELS_FILE = "train_label.txt"
-MANIFEST_COLUMNS = ("path", "label", "group")
+MANIFEST_COLUMNS = ("path", "label", "group")  # the columns read; others are allowed
 
 # How many offending items an error message lists before it summarises the rest.
 SHOWN = 5
@@ -153,11 +154,11 @@ def read_seed_folder(
 
 def _manifest_columns(header: list[str], csv_path: Path) -> list[str]:
     columns = [name.strip() for name in header]
-    unknown = [name for name in columns if name not in MANIFEST_COLUMNS]
     duplicated = [name for name, count in Counter(columns).items() if count > 1]
-    if "path" not in columns or "label" not in columns or unknown or duplicated:
+    if "path" not in columns or "label" not in columns or duplicated:
         raise DataError(
-            f"{csv_path}: header {','.join(columns)!r} is not path,label or path,label,group"
+            f"{csv_path}: header {','.join(columns)!r} lacks path and label columns or repeats "
+            "one; expected path,label[,group]"
         )
     return columns
 
@@ -203,6 +204,7 @@ def _manifest_rows(csv_path: Path, file: TextIO) -> Iterator[tuple[int, Example]
         if len(row) != len(columns):
             raise DataError(f"{where}: {len(row)} fields where the header has {len(columns)}")
         cells = dict(zip(columns, (cell.strip() for cell in row), strict=True))
+        cells = {name: cells[name] for name in MANIFEST_COLUMNS if name in cells}
         if not cells["path"]:
             raise DataError(f"{where}: empty path")
         label = _parse_label(cells["label"], where)

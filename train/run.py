@@ -71,18 +71,29 @@ def train_run(
     features_dir: Path | None = None,
     log: Callable[[str], None] = _log,
     progress: bool = True,
+    validation_examples: list[data.Example] | None = None,
 ) -> dict:
-    """Train every member of `recipe` on `examples`; returns the run summary."""
+    """Train every member of `recipe` on `examples`; returns the run summary.
+
+    Validation takes `validation_examples` when given (a corpus split by speaker and music, say),
+    else a split of `examples` by the recipe's fraction and seed."""
     import torch.distributed as dist
 
     context = distributed_from_environment()
     out.mkdir(parents=True, exist_ok=True)
     examples, skipped = data.check_readable(examples, on_unreadable)
+    if validation_examples is None:
+        training, validation = data.split(
+            examples, recipe.validation_fraction, recipe.seed, recipe.split_by_group
+        )
+    else:
+        training = examples
+        validation, skipped_validation = data.check_readable(validation_examples, on_unreadable)
+        skipped += skipped_validation
+        if not validation:
+            raise VocalstreamError("no readable validation examples")
     for example, reason in skipped:
         log(f"skipped {example.path}: {reason}")
-    training, validation = data.split(
-        examples, recipe.validation_fraction, recipe.seed, recipe.split_by_group
-    )
     if recipe.upsample_label0:
         training = data.upsample(training, label=0, copies=recipe.upsample_label0)
 
