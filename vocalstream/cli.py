@@ -105,6 +105,11 @@ _device_option = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE",
     help="Override a recipe field (TOML value), e.g. --set epochs=5. Repeatable.",
 )  # fmt: skip
+@click.option(
+    "--validation-data", type=click.Path(path_type=Path),
+    help="Validate on these examples (a folder or manifest like --data) instead of a split "
+         "of --data.",
+)  # fmt: skip
 @click.option("--no-separation", is_flag=True, help="Train on the mix, not the separated vocals.")
 @click.option("--resume", is_flag=True, help="Continue after the last finished epoch in --out.")
 @click.option(
@@ -114,7 +119,8 @@ _device_option = click.option(
 @_device_option
 def train(
     recipe: str, data_path: Path, labels: Path | None, out: Path, overrides: tuple[str, ...],
-    no_separation: bool, resume: bool, on_unreadable: str, device: str,
+    validation_data: Path | None, no_separation: bool, resume: bool, on_unreadable: str,
+    device: str,
 ):  # fmt: skip
     """Train a recipe's model(s) on labelled 3-s snippets into the run folder --out.
 
@@ -132,6 +138,7 @@ def train(
         settings["separation"] = False
     chosen = load_recipe(recipe, settings)
     examples = read_examples(data_path, labels)
+    validation = read_examples(validation_data) if validation_data else None
     torch_device = _torch_device(device)
     context = distributed_from_environment()
     if context.world > 1:
@@ -144,7 +151,7 @@ def train(
     try:
         train_run(
             chosen, examples, out, settings, torch_device, resume, on_unreadable,
-            progress=sys.stderr.isatty(),
+            progress=sys.stderr.isatty(), validation_examples=validation,
         )  # fmt: skip
         if dist.is_initialized():
             # Rank 0 still writes the run summary: tearing the group down before it is done
@@ -153,6 +160,42 @@ def train(
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+@main.group()
+def corpus() -> None:
+    """The labelled training corpus of the default model, built from open recordings."""
+
+
+@corpus.command(name="build")
+@click.argument("out", metavar="OUT_DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--train", "train_count", type=int, default=2400, show_default=True,
+              help="Snippets in the training split.")  # fmt: skip
+@click.option("--validation", "validation_count", type=int, default=600, show_default=True)
+@click.option(
+    "--test",
+    "test_count",
+    type=int,
+    default=800,
+    show_default=True,
+    help="Snippets in the held-out test split (voices and music unseen in training).",
+)
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
+              help="Where fetched packages and prepared sources are kept "
+                   "(default: the vocalstream cache).")  # fmt: skip
+def corpus_build(out: Path, seed: int, train_count: int, validation_count: int, test_count: int,
+                 cache: Path | None):  # fmt: skip
+    """Fetch the sources and write 3-s snippets with labels to OUT_DIR/{train,validation,test}."""
+    from vocalstream.train.corpus import build
+
+    counts = {"train": train_count, "validation": validation_count, "test": test_count}
+    summary = build(out, counts, seed, cache, log=lambda m: click.echo(m, err=True),
+                    progress=sys.stderr.isatty())  # fmt: skip
+    for split, numbers in summary["splits"].items():
+        classes = ", ".join(f"{name} {count}" for name, count in numbers["per_class"].items())
+        click.echo(f"{split}: {numbers['snippets']} snippets ({classes})", err=True)
+    click.echo(f"wrote {out} (summary in {out / 'corpus.json'})", err=True)
 
 
 @main.command()
@@ -201,11 +244,16 @@ def predict(folder: Path, output: Path, run_dir: Path, device: str):
               help="The bundle folder to write (replaced whole if it exists).")  # fmt: skip
 @click.option("--weights", help="One weight per RUN, summing to 1, e.g. 0.5,0.5 (default equal).")
 @click.option("--fp16", is_flag=True, help="Also write a float16 classifier.")
+@click.option(
+    "--fp16-only",
+    is_flag=True,
+    help="Write only the float16 classifier (half the size), which is then used.",
+)
 @click.option("--no-separator", is_flag=True,
               help="Leave the separator out; it is then built from the installed weights on "
                    "first use.")  # fmt: skip
 def export_command(runs: tuple[Path, ...], output: Path, weights: str | None, fp16: bool,
-                   no_separator: bool):  # fmt: skip
+                   fp16_only: bool, no_separator: bool):  # fmt: skip
     """Export trained RUNs as one ONNX ensemble in a checksummed model bundle."""
     from vocalstream.export.bundle import export_bundle
 
@@ -216,7 +264,8 @@ def export_command(runs: tuple[Path, ...], output: Path, weights: str | None, fp
         except ValueError as error:
             message = f"--weights takes numbers like 0.5,0.5, got {weights!r}"
             raise VocalstreamError(message) from error
-    manifest = export_bundle(list(runs), output, parsed, fp16, not no_separator)
+    manifest = export_bundle(list(runs), output, parsed, fp16 or fp16_only, not no_separator,
+                             fp32=not fp16_only)  # fmt: skip
     for name in manifest["files"]:
         size = (output / name).stat().st_size / 1e6
         click.echo(f"{output / name}: {size:.1f} MB", err=True)

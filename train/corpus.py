@@ -1,0 +1,660 @@
+"""A labelled corpus of 3-s snippets mixed from real open recordings, for the default model.
+
+Voices: studio phone prompts (asterisk), acted game dialogue (Fish Fillets), letters and syllables
+read aloud (KLettres), and a minority of synthetic singing (festival). Music: instrumental game
+soundtracks and music21 scores rendered by fluidsynth with three different soundfonts. Every
+speaker and every music source belongs to exactly one split, so validation and the held-out test
+hear voices and music never seen in training.
+
+Classes, as the seeds: 0 music alone, 1 one male voice, 2 one female voice, 3 two to four
+different voices at once (later voices enter at random offsets). Voices sit -5..+15 dB above the
+music by loudness; some snippets are voices alone and some music is very quiet. Every snippet is
+loudness-normalised (ITU-R BS.1770, pyloudnorm). The corpus is a function of the seed: the same
+seed and sources give the same files.
+
+OUT/{train,validation,test}/N.mp3 + train_label.txt   the seeds' layout
+OUT/{train,validation,test}/manifest.csv              path,label,group and where each part came from
+OUT/corpus.json                                       seed, counts per class, source and gender
+OUT/LICENSES/                                         the copyright file of every package used
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from vocalstream import audio
+from vocalstream.errors import AudioError, DataError
+from vocalstream.train import fetch
+from vocalstream.train.data import LABELS_FILE
+
+RATE = audio.CLASSIFIER_RATE  # nothing above 11 kHz reaches the classifier
+SNIPPET_SAMPLES = audio.WINDOW_SAMPLES
+SPLITS = ("train", "validation", "test")
+MALE, FEMALE = "male", "female"
+
+VOICE_TO_MUSIC_DB = (-5.0, 15.0)
+LOUDNESS_LUFS = (-28.0, -14.0)
+QUIET_MUSIC_LUFS = (-48.0, -36.0)
+QUIET_MUSIC_SHARE = 0.15  # of class 0
+VOICE_ONLY_SHARE = 0.08  # of classes 1-3
+SYNTHETIC_SHARE = 0.12  # of voices, where the split has a synthetic voice of that gender
+SPEED_RANGE = (0.95, 1.05)  # resampling: pitch and tempo together, under a semitone
+LATEST_ENTRY_SECONDS = 1.5  # in class 3, later voices enter by then, so all overlap
+SILENT_LUFS = -60.0  # an excerpt quieter than this is drawn again
+SONGS_PER_VOICE = 8  # of 4 phrases each, about 2 minutes per synthetic voice
+MAX_VOICE_SECONDS = 20 * 60  # of each speaker's recordings, after silences are shortened
+GAP_SECONDS = 0.2  # the pause left between a speaker's phrases
+PEAK = 0.98
+
+REQUIRED_PROGRAMS = (
+    ("apt-get", "fetch Debian packages", "apt"),
+    ("dpkg-deb", "unpack Debian packages", "dpkg"),
+    ("ffmpeg", "decode G.722 recordings", "ffmpeg"),
+    ("fluidsynth", "render scores", "fluidsynth"),
+    ("text2wave", "sing with festival voices", "festival"),
+)
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One speaker. Recordings come from files matching `pattern` in a Debian package; a
+    synthetic voice is a festival voice (`pattern` is its name) singing generated melodies."""
+
+    id: str
+    gender: str
+    source: str
+    split: str
+    package: str
+    pattern: str
+    synthetic: bool = False
+
+
+def _asterisk(id: str, gender: str, split: str, language: str, folder: str) -> Voice:
+    pattern = f"usr/share/asterisk/sounds/{folder}/**/*.g722"
+    return Voice(id, gender, "asterisk", split, f"asterisk-core-sounds-{language}-g722", pattern)
+
+
+def _fillets(id: str, gender: str, split: str, language: str, letter: str) -> Voice:
+    pattern = f"usr/share/games/fillets-ng/sound/**/*-{letter}-*.ogg"
+    return Voice(id, gender, "fillets", split, f"fillets-ng-data-{language}", pattern)
+
+
+def _klettres(gender: str, split: str, language: str) -> Voice:
+    pattern = f"usr/share/klettres/{language}/**/*.ogg"
+    return Voice(f"klettres-{language}", gender, "klettres", split, "klettres-data", pattern)
+
+
+def _festival(id: str, gender: str, split: str, package: str, name: str) -> Voice:
+    return Voice(id, gender, "festival", split, package, name, synthetic=True)
+
+
+# Genders: asterisk's are credited in its folder names; the rest are judged by pitch (notes in
+# docs/MODEL_CARD.md). Fish Fillets' small fish ("-m-") speaks at about 286 Hz.
+VOICES = (
+    _asterisk("asterisk-en-allison", FEMALE, "train", "en", "en_US_f_Allison"),
+    _fillets("fillets-cs-big-fish", MALE, "train", "cs", "v"),
+    _fillets("fillets-cs-small-fish", FEMALE, "train", "cs", "m"),
+    _klettres(MALE, "train", "da"),
+    _klettres(MALE, "train", "en"),
+    _klettres(MALE, "train", "fr"),
+    _klettres(MALE, "train", "ml"),
+    _klettres(FEMALE, "train", "cs"),
+    _klettres(FEMALE, "train", "en_GB"),
+    _festival("festival-kal", MALE, "train", "festvox-kallpc16k", "kal_diphone"),
+    _festival("festival-lp", FEMALE, "train", "festvox-italp16k", "lp_diphone"),
+    _asterisk("asterisk-ru", FEMALE, "validation", "ru", "ru_RU_f_IvrvoiceRU"),
+    _klettres(MALE, "validation", "hu"),
+    _klettres(MALE, "validation", "lt"),
+    _klettres(FEMALE, "validation", "uk"),
+    _asterisk("asterisk-it-carlo", MALE, "test", "it", "it_IT_m_Carlo"),
+    _asterisk("asterisk-fr-june", FEMALE, "test", "fr", "fr_CA_f_June"),
+    _fillets("fillets-nl-big-fish", MALE, "test", "nl", "v"),
+    _fillets("fillets-nl-small-fish", FEMALE, "test", "nl", "m"),
+    _klettres(MALE, "test", "nds"),
+    _klettres(FEMALE, "test", "ar"),
+    _klettres(FEMALE, "test", "nb"),
+    _festival("festival-ked", MALE, "test", "festvox-kdlpc16k", "ked_diphone"),
+    _festival("festival-czech-dita", FEMALE, "test", "festvox-czech-dita", "czech_dita"),
+)
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """Instrumental recordings in a Debian package; each file is one music source."""
+
+    id: str
+    split: str
+    package: str
+    pattern: str
+    excluded: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Renders:
+    """music21 corpus scores by `composers`, rendered with a soundfont; each score is one music
+    source. Every part gets an instrument drawn from ALLOWED_PROGRAMS, never a voice."""
+
+    id: str
+    split: str
+    composers: tuple[str, ...]
+    package: str  # the soundfont's Debian package
+    soundfont: str
+    pieces: int
+
+
+# General MIDI programs (0-based) of pitched instruments: pianos to strings and ensembles (0-51),
+# brass, reeds and pipes (56-79). 52-54 are choir aahs, voice oohs and synth voice; the synth
+# leads and pads above 79 include voice-like sounds too.
+ALLOWED_PROGRAMS = tuple(range(0, 52)) + tuple(range(56, 80))
+
+RENDER_TIMEOUT_SECONDS = 20  # a few scores make MIDI that fluidsynth renders for hours
+SCORE_SUFFIXES = (".mxl", ".xml", ".krn", ".abc")  # not the corpus's analyses (.rntxt, .txt)
+
+# Game tracks whose spleeter vocal stem came within 10 dB of the mix in a 6-window screen: choirs
+# or voice-like synths the labels could not vouch for.
+MUSIC = (
+    Tracks("warzone2100", "train", "warzone2100-music",
+           "usr/share/games/warzone2100/music/**/*.opus",
+           excluded=("track17.opus", "menu_enhanced.opus", "track13.opus", "track3_enhanced.opus")),
+    Renders("bach-timgm6mb", "train", ("bach",), "timgm6mb-soundfont",
+            "usr/share/sounds/sf2/TimGM6mb.sf2", pieces=60),
+    Tracks("hyperrogue", "validation", "hyperrogue-music", "usr/share/hyperrogue/music/*.ogg"),
+    Renders("trecento-josquin-fluidr3", "validation", ("trecento", "josquin"),
+            "fluidr3mono-gm-soundfont", "usr/share/fluidr3mono-gm-soundfont/FluidR3Mono_GM.sf3",
+            pieces=30),
+    Tracks("planetblupi", "test", "planetblupi-music-ogg", "usr/share/planetblupi/music/*.ogg"),
+    Tracks("singularity", "test", "singularity-music", "usr/share/games/singularity/music/*.ogg"),
+    Tracks("opsound", "test", "asterisk-moh-opsound-g722", "usr/share/asterisk/moh/**/*.g722"),
+    Renders("renaissance-musescore", "test", ("palestrina", "monteverdi"),
+            "musescore-general-soundfont-small",
+            "usr/share/sounds/sf3/MuseScore_General_Lite.sf3", pieces=30),
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparing the material: each speaker as one long recording, each music source as files.
+
+
+def _decode_g722(paths: list[Path]) -> np.ndarray:
+    """G.722 files decoded by ffmpeg, concatenated, at RATE."""
+    ffmpeg = fetch.require_program("ffmpeg", "decode G.722 recordings", "ffmpeg")
+    parts = []
+    for start in range(0, len(paths), 200):  # G.722 is a raw bitstream: files concatenate
+        joined = "concat:" + "|".join(str(path) for path in paths[start : start + 200])
+        command = [ffmpeg, "-nostdin", "-v", "error", "-f", "g722", "-i", joined,
+                   "-ac", "1", "-ar", str(RATE), "-f", "f32le", "-"]  # fmt: skip
+        parts.append(np.frombuffer(fetch.run(command, "decoding G.722"), dtype=np.float32))
+    return np.concatenate(parts)
+
+
+def _decode(paths: list[Path], log: Callable[[str], None]) -> np.ndarray:
+    if paths[0].suffix == ".g722":
+        return _decode_g722(paths)
+    parts = []
+    for path in paths:
+        try:
+            parts.append(audio.load(path, RATE, 1)[0])
+        except AudioError as error:  # a package may hold an empty or broken recording
+            log(f"skipped {error}")
+    return np.concatenate(parts)
+
+
+def _shorten_silences(waveform: np.ndarray) -> np.ndarray:
+    """Phrases joined with GAP_SECONDS between them, so a drawn excerpt is mostly speech."""
+    import librosa
+
+    intervals = librosa.effects.split(waveform, top_db=35, frame_length=1024, hop_length=256)
+    gap = np.zeros(int(GAP_SECONDS * RATE), dtype=np.float32)
+    pieces = []
+    for start, end in intervals:
+        if end - start >= RATE // 10:  # clicks and breaths alone are not speech
+            pieces += [waveform[start:end], gap]
+    if not pieces:
+        raise DataError("a voice's recordings hold no audible speech")
+    return np.concatenate(pieces)[: MAX_VOICE_SECONDS * RATE].astype(np.float32)
+
+
+def _melody_xml(rng: np.random.Generator, gender: str, phrases: int = 4) -> str:
+    """A festival SINGING document: random phrases on a major scale in the gender's range.
+    festival sings an octave below the written note, so notes are written an octave up."""
+    low, high = (48, 67) if gender == MALE else (57, 77)  # sung C3-G4, A3-F5 (MIDI numbers)
+    scale = [n for n in range(low, high + 1) if (n - low) % 12 in (0, 2, 4, 5, 7, 9, 11)]
+    syllables = ("la", "na", "da", "lo", "mi", "no", "ta", "so", "ne", "ma", "oh", "ah")
+    names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+    doctype = '"-//SINGING//DTD SINGING mark up//EN" "Singing.v0_1.dtd" []'
+    lines = ['<?xml version="1.0"?>', f"<!DOCTYPE SINGING PUBLIC {doctype}>",
+             f'<SINGING BPM="{int(rng.integers(70, 140))}">']  # fmt: skip
+    for _ in range(phrases):
+        position = int(rng.integers(len(scale)))
+        for _ in range(int(rng.integers(5, 12))):
+            position = int(np.clip(position + rng.integers(-2, 3), 0, len(scale) - 1))
+            note = scale[position] + 12
+            beats = float(rng.choice([0.5, 0.5, 1.0, 1.0, 1.5, 2.0]))
+            name = f"{names[note % 12]}{note // 12 - 1}"
+            syllable = syllables[int(rng.integers(len(syllables)))]
+            lines.append(f'<DURATION BEATS="{beats}"><PITCH NOTE="{name}">{syllable}</PITCH>'
+                         "</DURATION>")  # fmt: skip
+        lines.append(f'<REST BEATS="{float(rng.choice([0.5, 1.0]))}"></REST>')
+    lines.append("</SINGING>")
+    return "\n".join(lines) + "\n"
+
+
+def _sing(voice: Voice) -> np.ndarray:
+    text2wave = fetch.require_program("text2wave", "sing with festival voices", "festival")
+    rng = np.random.default_rng(zlib.crc32(voice.id.encode()))
+    songs, failures = [], []
+    # Short songs, and a crash costs one song: festival's diphone voices crash (segfault) on
+    # some melodies, more often on long ones.
+    for _ in range(3 * SONGS_PER_VOICE):
+        if len(songs) == SONGS_PER_VOICE:
+            break
+        with tempfile.TemporaryDirectory() as scratch:
+            song, sung = Path(scratch) / "song.xml", Path(scratch) / "song.wav"
+            song.write_text(_melody_xml(rng, voice.gender))
+            command = [text2wave, "-mode", "singing", "-eval", f"(voice_{voice.pattern})",
+                       str(song), "-o", str(sung)]  # fmt: skip
+            try:
+                fetch.run(command, f"festival voice {voice.pattern}", timeout=120)
+                songs.append(audio.load(sung, RATE, 1)[0])
+            except (DataError, AudioError) as error:
+                failures.append(str(error))
+    if len(songs) < SONGS_PER_VOICE:
+        raise DataError(f"{failures[-1]} (is the voice installed? apt-get install {voice.package})")
+    return np.concatenate(songs)
+
+
+class Material:
+    """Fetches and prepares sources on first use, caching the results under `cache`."""
+
+    def __init__(self, cache: Path, log: Callable[[str], None] = print):
+        self.cache = cache
+        self.log = log
+        self.packages: set[str] = set()
+
+    def package(self, name: str) -> Path:
+        root = fetch.debian_package(name, self.cache)
+        self.packages.add(name)
+        return root
+
+    def voice(self, voice: Voice) -> Path:
+        """The speaker's recordings as one FLAC at RATE, silences shortened."""
+        path = self.cache / "voices" / f"{voice.id}.flac"
+        if path.is_file():
+            if not voice.synthetic:
+                self.packages.add(voice.package)
+            return path
+        self.log(f"preparing voice {voice.id}")
+        if voice.synthetic:
+            waveform = _sing(voice)
+        else:
+            files = fetch.package_files(self.package(voice.package), voice.pattern)
+            waveform = _decode(files, self.log)
+        _write_flac(path, _shorten_silences(waveform))
+        return path
+
+    def tracks(self, music: Tracks | Renders) -> list[Path]:
+        if isinstance(music, Renders):
+            return self._renders(music)
+        files = fetch.package_files(self.package(music.package), music.pattern)
+        files = [f for f in files if f.name not in music.excluded]
+        if files[0].suffix != ".g722":
+            return files
+        decoded = []
+        for file in files:
+            path = self.cache / "music" / music.id / f"{file.stem}.flac"
+            if not path.is_file():
+                _write_flac(path, _decode_g722([file]))
+            decoded.append(path)
+        return decoded
+
+    def _renders(self, music: Renders) -> list[Path]:
+        folder = self.cache / "music" / music.id
+        soundfont = fetch.package_files(self.package(music.package), music.soundfont)[0]
+        if (folder / fetch.COMPLETE).is_file():
+            return sorted(folder.glob("*.flac"))
+        self.log(f"rendering {music.pieces} scores for {music.id}")
+        fluidsynth = fetch.require_program("fluidsynth", "render scores", "fluidsynth")
+        try:
+            from music21 import corpus
+        except ImportError as error:
+            raise DataError("music21 is not installed; the corpus builder renders its scores: "
+                            "pip install 'vocalstream[corpus]'") from error  # fmt: skip
+        scores = sorted(path for composer in music.composers
+                        for path in corpus.getComposer(composer)
+                        if path.suffix in SCORE_SUFFIXES)  # fmt: skip
+        step = max(1, len(scores) // music.pieces)
+        # Spread over the corpus: every step-th score, then the ones between, until enough render.
+        order = [path for offset in range(step) for path in scores[offset::step]]
+        folder.mkdir(parents=True, exist_ok=True)
+        rendered = 0
+        for score_path in order:
+            if rendered == music.pieces:
+                break
+            name = f"{score_path.parent.name}-{score_path.stem}".replace(".", "_")
+            if (folder / f"{name}.flac").is_file():
+                rendered += 1
+                continue
+            with tempfile.TemporaryDirectory() as scratch:
+                midi, wav = Path(scratch) / "score.mid", Path(scratch) / "score.wav"
+                try:
+                    _score_to_midi(score_path, midi, zlib.crc32(name.encode()))
+                    fetch.run([fluidsynth, "-ni", "-q", "-F", str(wav), "-r", str(RATE),
+                               str(soundfont), str(midi)], f"rendering {name}",
+                              timeout=RENDER_TIMEOUT_SECONDS)  # fmt: skip
+                except Exception as error:  # music21 rejects some corpus files; use others
+                    self.log(f"skipped score {name}: {type(error).__name__}: {error}")
+                    continue
+                _write_flac(folder / f"{name}.flac", audio.load(wav, RATE, 1)[0])
+                rendered += 1
+        (folder / fetch.COMPLETE).write_text("")
+        return sorted(folder.glob("*.flac"))
+
+
+def _score_to_midi(score_path: Path, midi: Path, seed: int) -> None:
+    from music21 import converter, instrument, stream
+
+    rng = np.random.default_rng(seed)
+    score = converter.parse(score_path)
+    if isinstance(score, stream.Opus):  # a collection: its first piece
+        score = score.scores[0]
+    for part in score.parts:
+        for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
+            old.activeSite.remove(old)
+        player = instrument.Instrument()
+        player.midiProgram = int(rng.choice(ALLOWED_PROGRAMS))
+        part.insert(0, player)
+    score.write("midi", fp=midi)
+
+
+def _write_flac(path: Path, waveform: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".flac", delete=False) as scratch:
+        pass
+    sf.write(scratch.name, waveform, RATE, subtype="PCM_16")
+    os.replace(scratch.name, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mixing one snippet.
+
+
+def _excerpt(path: Path, rng: np.random.Generator, speed: float = 1.0) -> np.ndarray:
+    """SNIPPET_SAMPLES at RATE from a random place in `path`, played `speed` times faster."""
+    with sf.SoundFile(path) as file:
+        wanted = math.ceil(SNIPPET_SAMPLES * speed * file.samplerate / RATE) + 64
+        start = int(rng.integers(0, max(1, file.frames - wanted)))
+        file.seek(start)
+        frames = file.read(wanted, dtype="float32", always_2d=True).mean(axis=1)
+        source_rate = file.samplerate
+    # Resampling from a rate `speed` times higher plays it faster (and higher).
+    frames = soxr.resample(frames, source_rate * speed, RATE)
+    return np.pad(frames, (0, max(0, SNIPPET_SAMPLES - len(frames))))[:SNIPPET_SAMPLES]
+
+
+class _Loudness:
+    def __init__(self):
+        try:
+            import pyloudnorm
+        except ImportError as error:
+            raise DataError("pyloudnorm is not installed; the corpus builder normalises loudness "
+                            "with it: pip install 'vocalstream[corpus]'") from error  # fmt: skip
+
+        self.meter = pyloudnorm.Meter(RATE)
+
+    def __call__(self, waveform: np.ndarray) -> float:
+        with np.errstate(divide="ignore"):
+            return float(self.meter.integrated_loudness(waveform.astype(np.float64)))
+
+
+def _gain(waveform: np.ndarray, from_lufs: float, to_lufs: float) -> np.ndarray:
+    return waveform * np.float32(10 ** ((to_lufs - from_lufs) / 20))
+
+
+@dataclass
+class Pools:
+    """What one split may draw from."""
+
+    voices: dict[str, list[Voice]]  # by gender
+    voice_files: dict[str, Path]
+    voice_weights: dict[str, float]  # speakers with more recordings are drawn more often
+    music: list[tuple[str, str, Path]]  # (source id, music id, file)
+
+
+def _pools(split: str, material: Material) -> Pools:
+    voices = [voice for voice in VOICES if voice.split == split]
+    by_gender = {gender: [v for v in voices if v.gender == gender] for gender in (MALE, FEMALE)}
+    files = {voice.id: material.voice(voice) for voice in voices}
+    weights = {key: math.sqrt(sf.info(path).duration) for key, path in files.items()}
+    music = []
+    for source in (m for m in MUSIC if m.split == split):
+        music += [(source.id, f"{source.id}:{path.stem}", path) for path in material.tracks(source)]
+    return Pools(by_gender, files, weights, music)
+
+
+def _draw_voices(rng: np.random.Generator, label: int, pools: Pools) -> list[Voice]:
+    if label in (1, 2):
+        genders = [MALE if label == 1 else FEMALE]
+    else:
+        count = int(rng.integers(2, 5))
+        if rng.random() < 0.5:  # mixed genders
+            genders = [MALE, FEMALE] + list(rng.choice([MALE, FEMALE], count - 2))
+        else:
+            same = MALE if rng.random() < 0.5 else FEMALE
+            genders = [same] * min(count, len(pools.voices[same]))
+            if len(genders) < 2:
+                genders = [MALE, FEMALE]
+    chosen: list[Voice] = []
+    for gender in genders:
+        free = [v for v in pools.voices[gender] if v not in chosen]
+        if not free:
+            continue
+        synthetic = [v for v in free if v.synthetic]
+        real = [v for v in free if not v.synthetic]
+        group = synthetic if synthetic and (not real or rng.random() < SYNTHETIC_SHARE) else real
+        weights = np.array([pools.voice_weights[v.id] for v in group])
+        chosen.append(group[int(rng.choice(len(group), p=weights / weights.sum()))])
+    return chosen
+
+
+def _voice_excerpt(rng: np.random.Generator, path: Path, loudness: _Loudness) -> np.ndarray:
+    for _ in range(20):
+        excerpt = _excerpt(path, rng, float(rng.uniform(*SPEED_RANGE)))
+        level = loudness(excerpt)
+        if level > SILENT_LUFS:
+            return _gain(excerpt, level, -23.0)
+    raise DataError(f"{path}: no audible 3-s excerpt in 20 draws")
+
+
+def _music_excerpt(rng: np.random.Generator, pools: Pools, loudness: _Loudness):
+    for _ in range(20):
+        # Each source equally often, whatever its number of tracks.
+        sources = sorted({source for source, _, _ in pools.music})
+        source = sources[int(rng.integers(len(sources)))]
+        tracks = [(music_id, path) for s, music_id, path in pools.music if s == source]
+        music_id, path = tracks[int(rng.integers(len(tracks)))]
+        excerpt = _excerpt(path, rng)
+        level = loudness(excerpt)
+        if level > SILENT_LUFS:
+            return source, music_id, _gain(excerpt, level, -23.0)
+    raise DataError("no audible music excerpt in 20 draws")
+
+
+def _snippet(rng: np.random.Generator, label: int, pools: Pools, loudness: _Loudness):
+    """(waveform, description) of one snippet of class `label`."""
+    row: dict[str, object] = {"label": label}
+    voices = [] if label == 0 else _draw_voices(rng, label, pools)
+    voice_only = label != 0 and rng.random() < VOICE_ONLY_SHARE
+    mix = np.zeros(SNIPPET_SAMPLES, dtype=np.float32)
+    for index, voice in enumerate(voices):
+        part = _voice_excerpt(rng, pools.voice_files[voice.id], loudness)
+        part *= np.float32(10 ** (rng.uniform(-4, 4) / 20)) if index else np.float32(1)
+        if index:  # later voices enter at a random moment, with a 20-ms fade-in
+            entry = int(rng.uniform(0, LATEST_ENTRY_SECONDS) * RATE)
+            ramp = np.clip((np.arange(SNIPPET_SAMPLES) - entry) / (0.02 * RATE), 0, 1)
+            part *= ramp.astype(np.float32)
+        mix += part
+    row.update(
+        speakers="+".join(v.id for v in voices),
+        genders="+".join(v.gender for v in voices),
+        voice_sources="+".join(sorted({v.source for v in voices})),
+        synthetic=sum(v.synthetic for v in voices),
+        music="", music_source="", voice_to_music_db="",
+    )  # fmt: skip
+    if not voice_only:
+        source, music_id, music = _music_excerpt(rng, pools, loudness)
+        if voices:
+            ratio = float(rng.uniform(*VOICE_TO_MUSIC_DB))
+            mix = _gain(mix, loudness(mix), -23.0 + ratio) + music
+            row["voice_to_music_db"] = round(ratio, 1)
+        else:
+            mix = music
+        row.update(music=music_id, music_source=source)
+    quiet = label == 0 and rng.random() < QUIET_MUSIC_SHARE
+    target = float(rng.uniform(*(QUIET_MUSIC_LUFS if quiet else LOUDNESS_LUFS)))
+    mix = _gain(mix, loudness(mix), target)
+    peak = float(np.abs(mix).max())
+    if peak > PEAK:
+        mix *= np.float32(PEAK / peak)
+    row["loudness_lufs"] = round(loudness(mix), 1)
+    row["group"] = "+".join(filter(None, [str(row["music"]), str(row["speakers"])]))
+    return mix, row
+
+
+# ---------------------------------------------------------------------------------------------
+# The corpus.
+
+MANIFEST_FIELDS = ("path", "label", "group", "speakers", "genders", "voice_sources", "synthetic",
+                   "music", "music_source", "voice_to_music_db", "loudness_lufs")  # fmt: skip
+
+
+def _split_seed(seed: int, split: str) -> list[int]:
+    return [seed, SPLITS.index(split)]
+
+
+def build_split(
+    folder: Path, split: str, count: int, seed: int, pools: Pools, progress: bool = False
+) -> list[dict]:
+    """Write `count` snippets of `split`, drawn from `pools`, into `folder`; returns their
+    manifest rows."""
+    from tqdm import tqdm
+
+    loudness = _Loudness()
+    balanced = np.resize(np.arange(4), count)
+    labels = np.random.default_rng(_split_seed(seed, split)).permutation(balanced)
+    folder.mkdir(parents=True)
+    rows = []
+    for index in tqdm(range(count), desc=split, unit="snippet", disable=not progress):
+        rng = np.random.default_rng([*_split_seed(seed, split), index])
+        waveform, row = _snippet(rng, int(labels[index]), pools, loudness)
+        name = f"{index}.mp3"
+        sf.write(folder / name, waveform, RATE, format="MP3")
+        rows.append({"path": name, **row})
+    (folder / LABELS_FILE).write_text("".join(f"{row['label']}\n" for row in rows))
+    with (folder / "manifest.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def summarise(rows: Iterable[dict]) -> dict:
+    """Counts per class, per voice and music source, per gender, and the synthetic share."""
+    rows = list(rows)
+    voices = [(speaker, gender) for row in rows if row["speakers"]
+              for speaker, gender in zip(row["speakers"].split("+"), row["genders"].split("+"),
+                                         strict=True)]  # fmt: skip
+    sources = {voice.id: voice.source for voice in VOICES}
+    synthetic = sum(speaker in {v.id for v in VOICES if v.synthetic} for speaker, _ in voices)
+    music = Counter(r["music_source"] or "none" for r in rows)
+    from vocalstream.models.classifiers import LABELS
+
+    return {
+        "snippets": len(rows),
+        "per_class": {LABELS[k]: v for k, v in sorted(Counter(r["label"] for r in rows).items())},
+        "voices_per_gender": dict(sorted(Counter(gender for _, gender in voices).items())),
+        "voices_per_source": dict(sorted(Counter(sources[s] for s, _ in voices).items())),
+        "voices_per_speaker": dict(sorted(Counter(s for s, _ in voices).items())),
+        "synthetic_voice_share": round(synthetic / max(1, len(voices)), 3),
+        "voice_only_snippets": sum(1 for r in rows if r["speakers"] and not r["music"]),
+        "music_per_source": dict(sorted(music.items())),
+        "music_pieces": len({r["music"] for r in rows if r["music"]}),
+    }  # fmt: skip
+
+
+def check_requirements() -> None:
+    """Every program and module the build needs, checked before anything is fetched."""
+    for program, purpose, package in REQUIRED_PROGRAMS:
+        fetch.require_program(program, purpose, package)
+    for module in ("music21", "pyloudnorm"):
+        try:
+            __import__(module)
+        except ImportError as error:
+            raise DataError(f"{module} is not installed; the corpus builder needs it: "
+                            "pip install 'vocalstream[corpus]'") from error  # fmt: skip
+
+
+def build(
+    out: Path,
+    counts: dict[str, int],
+    seed: int = 0,
+    cache: Path | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool = False,
+) -> dict:
+    """Build the corpus into `out`, which must not exist or be empty; it appears whole or not at
+    all. Returns the summary also written to out/corpus.json."""
+    from vocalstream.export.separator import cache_dir
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(f"{out}: already exists and is not an empty folder")
+    if any(count < 4 for count in counts.values()):
+        raise DataError("each split needs at least 4 snippets (one per class)")
+    check_requirements()
+    material = Material(cache or cache_dir() / "corpus", log)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        summary: dict[str, object] = {"seed": seed, "rate": RATE, "splits": {}}
+        for split in SPLITS:
+            pools = _pools(split, material)
+            rows = build_split(scratch / split, split, counts[split], seed, pools, progress)
+            summary["splits"][split] = summarise(rows)
+        summary["packages"] = sorted(material.packages | {v.package for v in VOICES if v.synthetic})
+        _copy_licences(scratch / "LICENSES", summary["packages"], material)
+        (scratch / "corpus.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()
+        os.replace(scratch, out)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return summary
+
+
+def _copy_licences(folder: Path, packages: list[str], material: Material) -> None:
+    folder.mkdir()
+    for name in packages:
+        unpacked = material.cache / "debian" / name
+        installed = Path("/usr/share/doc") / name / "copyright"
+        source = fetch.copyright_file(unpacked) if unpacked.is_dir() else None
+        source = source or (installed if installed.is_file() else None)
+        if source is not None:
+            shutil.copyfile(source, folder / f"{name}.txt")
+    (folder / "music21-corpus.txt").write_text(
+        "Scores from the music21 corpus (BSD-licensed toolkit; the corpus works are in the public "
+        "domain or distributed with permission, see music21's documentation).\n"
+    )
