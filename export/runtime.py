@@ -83,8 +83,9 @@ class VoiceClassifier:
         torch.set_num_threads(1)
 
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-        name = CLASSIFIER_FP16 if fp16 else CLASSIFIER
-        if name not in self.bundle.manifest["files"]:
+        files = self.bundle.manifest["files"]
+        name = CLASSIFIER_FP16 if fp16 or CLASSIFIER not in files else CLASSIFIER
+        if name not in files:
             raise ModelError(f"{self.bundle.folder}: has no {name} (export it with --fp16)")
         self.session = create_session(self.bundle.path(name), device, threads)
         self.separator = None
