@@ -123,6 +123,9 @@ def export_bundle(
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(dir=destination.parent, prefix=".bundle-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)  # mkdtemp's private 0700 is not what a user expects
     try:
         files = [export_classifier(ensemble, folder / CLASSIFIER)]
         if fp16:

@@ -155,7 +155,8 @@ def test_the_corpus_builds_from_the_real_sources(tmp_path):
     the command a user runs on a fresh machine, at a small size."""
     out = tmp_path / "corpus"
     result = subprocess.run(
-        [f"{sys.prefix}/bin/vocalstream", "corpus", "build", str(out), "--cache", str(tmp_path / "cache"),
+        [f"{sys.prefix}/bin/vocalstream", "corpus", "build", str(out),
+         "--cache", str(tmp_path / "cache"),
          "--train", "8", "--validation", "4", "--test", "8", "--seed", "5"],
         capture_output=True, text=True,
     )  # fmt: skip

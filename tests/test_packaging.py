@@ -41,6 +41,12 @@ def test_wheel_carries_every_module_of_the_product_folders(wheel_files):
     assert not missing, f"setup.cfg forgets these (list their packages): {sorted(missing)}"
 
 
+def test_wheel_carries_the_default_model(wheel_files):
+    bundled = {f"vocalstream/export/default/{p.name}" for p in (REPO / "export/default").iterdir()}
+    assert "vocalstream/export/default/manifest.json" in bundled
+    assert bundled <= set(wheel_files)
+
+
 def test_setup_cfg_maps_each_product_folder_under_vocalstream():
     config = ConfigParser()
     config.read(REPO / "setup.cfg")

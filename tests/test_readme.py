@@ -5,7 +5,6 @@ import re
 import subprocess
 import sys
 
-import soundfile as sf
 from conftest import REPO
 
 README = (REPO / "README.md").read_text()
@@ -38,5 +37,9 @@ def test_main_command_works_after_install(tmp_path, separator_cache):
     env["PATH"] = f"{sys.prefix}/bin:{env['PATH']}"
     run = subprocess.run(job, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    info = sf.info(tmp_path / "vocals.wav")
-    assert (info.samplerate, info.channels) == (44100, 2) and info.duration > 10
+    header, *rows = [line.split(",") for line in run.stdout.splitlines()]
+    assert header == ["file", "start", "end", "label", "label_id", "probability"]
+    assert rows and float(rows[0][1]) == 0.0 and float(rows[-1][2]) > 10
+    for (_, _, end, *_), (_, start, *_) in zip(rows, rows[1:], strict=False):
+        assert end == start  # segments tile the file
+    assert {row[3] for row in rows} <= {"no_voice", "male", "female", "several"}

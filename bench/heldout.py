@@ -1,0 +1,174 @@
+"""Accuracy of a model bundle on a corpus split, broken down by source: the model card's figures.
+
+    python bench/heldout.py CORPUS/test [--model BUNDLE] [--confusion docs/model-card/confusion.png]
+        [--json results.json] [--probe ../shared/data] [--compare OTHER_BUNDLE]
+
+Runs the bundle exactly as `vocalstream file` does (onnxruntime, fused vocal front-end) on the
+first 3 s of every snippet listed in the split's manifest.csv. --probe adds real singing that the
+corpus lacks: ChoirSet's soprano and bass tracks alone and summed, and vocadito's solo singer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from vocalstream import audio
+from vocalstream.export.bundle import resolve_bundle
+from vocalstream.export.runtime import VoiceClassifier
+from vocalstream.models.classifiers import LABELS
+from vocalstream.train.engine import classification_report
+
+
+def first_window(classifier: VoiceClassifier, waveform: np.ndarray) -> np.ndarray:
+    waveform = waveform[:, : classifier.window_samples]
+    return np.pad(waveform, ((0, 0), (0, classifier.window_samples - waveform.shape[1])))
+
+
+def features(classifier: VoiceClassifier, paths: list[Path]) -> np.ndarray:
+    """The classifier's input features of the first window of each file."""
+    windows = [
+        first_window(classifier, audio.load(p, classifier.sample_rate, classifier.channels))
+        for p in paths
+    ]
+    return np.concatenate(
+        [classifier.features(np.stack(windows[i : i + 32])) for i in range(0, len(windows), 32)]
+    )
+
+
+def vmr_bin(value: str) -> str:
+    if not value:
+        return "none"
+    low = 5 * np.floor(float(value) / 5) + 0.0  # + 0.0: no "-0"
+    return f"{low:+.0f}..{low + 5:+.0f} dB"
+
+
+def breakdown(rows: list[dict], predicted: np.ndarray, key) -> dict[str, dict]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, row in enumerate(rows):
+        groups[key(row)].append(index)
+    table = {}
+    for name, indices in sorted(groups.items()):
+        labels = np.array([int(rows[i]["label"]) for i in indices])
+        table[name] = {"snippets": len(indices),
+                       "accuracy": float((predicted[indices] == labels).mean())}  # fmt: skip
+    return table
+
+
+def probe(classifier: VoiceClassifier, shared: Path) -> dict[str, dict]:
+    """Real sung vocals without music, 3-s windows every 3 s, against the label they should get."""
+
+    def load(name: str) -> np.ndarray:
+        return audio.load(shared / name, classifier.sample_rate, classifier.channels)
+
+    # The handheld (DYN) microphones: the larynx (LRX) ones hear the throat, not the air.
+    soprano = load("choirset/DCS_SE_FullChoir_ScaleUpDown02_S1_DYN.wav")
+    bass = load("choirset/DCS_SE_FullChoir_ScaleUpDown02_B2_DYN.wav")
+    length = min(soprano.shape[1], bass.shape[1])
+
+    cases = {
+        "choirset soprano alone (female)": (soprano, 2),
+        "choirset bass alone (male)": (bass, 1),
+        "choirset soprano + bass (several)": (soprano[:, :length] + bass[:, :length], 3),
+        # Gender not labelled (average pitch MIDI 50, likely male): no accuracy, counts only.
+        "vocadito solo singer": (load("vocadito/vocadito_1.wav"), None),
+        # A real song, female lead over a band, with instrumental passages: counts only.
+        "Karissa Hobbs song": (load("librosa-data/Karissa_Hobbs_-_Lets_Go_Fishin.ogg"), None),
+    }
+    results = {}
+    for name, (waveform, label) in cases.items():
+        step = classifier.window_samples
+        windows = [waveform[:, s : s + step] for s in range(0, waveform.shape[1] - step + 1, step)]
+        predicted = classifier.classify(np.stack(windows)).argmax(1)
+        counts = {LABELS[c]: int((predicted == c).sum()) for c in range(len(LABELS))}
+        accuracy = None if label is None else float((predicted == label).mean())
+        results[name] = {"windows": len(windows), "accuracy": accuracy, "predicted": counts}
+    return results
+
+
+def markdown(title: str, table: dict[str, dict]) -> str:
+    lines = [f"| {title} | snippets | accuracy |", "|---|---|---|"]
+    lines += [f"| {k} | {v['snippets']} | {v['accuracy']:.3f} |" for k, v in table.items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("split", type=Path, help="a corpus split folder with manifest.csv")
+    parser.add_argument("--model", type=Path, help="bundle (default: the bundled model)")
+    parser.add_argument("--confusion", type=Path, help="write the confusion matrix PNG here")
+    parser.add_argument("--json", type=Path, help="write all figures as JSON here")
+    parser.add_argument("--probe", type=Path, help="../shared/data: add the real-singing probe")
+    parser.add_argument("--compare", type=Path, help="another bundle: how far it differs")
+    arguments = parser.parse_args()
+
+    classifier = VoiceClassifier(resolve_bundle(arguments.model), device="cpu")
+    with (arguments.split / "manifest.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    labels = np.array([int(row["label"]) for row in rows])
+    inputs = features(classifier, [arguments.split / row["path"] for row in rows])
+    probabilities = classifier.probabilities_of(inputs)
+    predicted = probabilities.argmax(1)
+    report = classification_report(labels, predicted)
+    results = {
+        "split": str(arguments.split), "provider": classifier.provider, "report": report,
+        "by_voice_source": breakdown(rows, predicted, lambda r: r["voice_sources"] or "none"),
+        "by_music_source": breakdown(rows, predicted, lambda r: r["music_source"] or "none"),
+        "by_synthetic": breakdown(rows, predicted, lambda r: (
+            "no voice" if not r["speakers"] else
+            "with a synthetic voice" if int(r["synthetic"]) else "real voices only")),
+        "by_voice_to_music": breakdown(rows, predicted, lambda r: vmr_bin(
+            r["voice_to_music_db"]) if r["music"] else "voice only"),
+    }  # fmt: skip
+    if arguments.probe:
+        results["real_singing_probe"] = probe(classifier, arguments.probe)
+    if arguments.compare:
+        other = VoiceClassifier(resolve_bundle(arguments.compare), device="cpu")
+        theirs = other.probabilities_of(inputs)
+        results["compare"] = {
+            "bundle": str(arguments.compare),
+            "max_abs_probability_difference": float(np.abs(theirs - probabilities).max()),
+            "argmax_agreement": float((theirs.argmax(1) == predicted).mean()),
+            "their_accuracy": float((theirs.argmax(1) == labels).mean()),
+        }
+
+    print(f"accuracy {report['accuracy']:.4f} on {len(rows)} snippets ({classifier.provider})\n")
+    print("| class | precision | recall | F1 | support |\n|---|---|---|---|---|")
+    for name, row in report["per_class"].items():
+        print(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | "
+              f"{row['support']} |")  # fmt: skip
+    print("\nconfusion (rows true, columns predicted):", " ".join(LABELS))
+    for name, row in zip(LABELS, report["confusion"], strict=True):
+        print(f"{name:<10}", " ".join(f"{count:>5d}" for count in row))
+    titles = {"by_voice_source": "voice sources", "by_music_source": "music source",
+              "by_synthetic": "voices", "by_voice_to_music": "voice to music"}  # fmt: skip
+    for key, title in titles.items():
+        print("\n" + markdown(title, results[key]))
+    for name, row in results.get("real_singing_probe", {}).items():
+        accuracy = "" if row["accuracy"] is None else f"accuracy {row['accuracy']:.3f}, "
+        print(f"\nprobe {name}: {accuracy}{row['windows']} windows, predicted {row['predicted']}")
+
+    if "compare" in results:
+        print(f"\ncompared with {arguments.compare}: {json.dumps(results['compare'])}")
+    if arguments.confusion:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from sklearn.metrics import ConfusionMatrixDisplay
+
+        display = ConfusionMatrixDisplay(np.array(report["confusion"]), display_labels=LABELS)
+        display.plot(cmap="Blues", colorbar=False)
+        display.ax_.set_title(f"held-out test, accuracy {report['accuracy']:.3f}")
+        arguments.confusion.parent.mkdir(parents=True, exist_ok=True)
+        display.figure_.savefig(arguments.confusion, dpi=100, bbox_inches="tight")
+    if arguments.json:
+        arguments.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
