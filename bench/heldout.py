@@ -23,17 +23,15 @@ from vocalstream.export.bundle import resolve_bundle
 from vocalstream.export.runtime import VoiceClassifier
 from vocalstream.models.classifiers import LABELS
 from vocalstream.train.engine import classification_report
-
-
-def first_window(classifier: VoiceClassifier, waveform: np.ndarray) -> np.ndarray:
-    waveform = waveform[:, : classifier.window_samples]
-    return np.pad(waveform, ((0, 0), (0, classifier.window_samples - waveform.shape[1])))
+from vocalstream.train.features import first_window
 
 
 def features(classifier: VoiceClassifier, paths: list[Path]) -> np.ndarray:
     """The classifier's input features of the first window of each file."""
     windows = [
-        first_window(classifier, audio.load(p, classifier.sample_rate, classifier.channels))
+        first_window(
+            audio.load(p, classifier.sample_rate, classifier.channels), classifier.window_samples
+        )
         for p in paths
     ]
     return np.concatenate(

@@ -40,7 +40,7 @@ def pools():
     paths = [*MALE_READERS, FEMALE_READER, "choirset/DCS_SE_FullChoir_ScaleUpDown02_S1_LRX.wav"]
     files = {voice.id: shared(path) for voice, path in zip(voices, paths, strict=True)}
     by_gender = {g: [v for v in voices if v.gender == g] for g in (corpus.MALE, corpus.FEMALE)}
-    music = [(f"music{k % 2}", f"music{k % 2}:{k}", shared(p)) for k, p in enumerate(MUSIC)]
+    music = {"music0": [shared(MUSIC[0]), shared(MUSIC[2])], "music1": [shared(MUSIC[1])]}
     return corpus.Pools(by_gender, files, {key: 1.0 for key in files}, music)
 
 

@@ -38,6 +38,8 @@ import soxr
 
 from vocalstream import audio
 from vocalstream.errors import AudioError, DataError
+from vocalstream.files import atomic_path
+from vocalstream.models.classifiers import LABELS
 from vocalstream.train import fetch
 from vocalstream.train.data import LABELS_FILE
 
@@ -103,7 +105,7 @@ def _festival(id: str, gender: str, split: str, package: str, name: str) -> Voic
 
 
 # Genders: asterisk's are credited in its folder names; the rest are judged by pitch (notes in
-# docs/MODEL_CARD.md). Fish Fillets' small fish ("-m-") speaks at about 286 Hz.
+# docs/MODEL_CARD.md). Fish Fillets' small fish ("-m-") speaks at a median 269 Hz.
 VOICES = (
     _asterisk("asterisk-en-allison", FEMALE, "train", "en", "en_US_f_Allison"),
     _fillets("fillets-cs-big-fish", MALE, "train", "cs", "v"),
@@ -328,11 +330,8 @@ class Material:
             return sorted(folder.glob("*.flac"))
         self.log(f"rendering {music.pieces} scores for {music.id}")
         fluidsynth = fetch.require_program("fluidsynth", "render scores", "fluidsynth")
-        try:
-            from music21 import corpus
-        except ImportError as error:
-            raise DataError("music21 is not installed; the corpus builder renders its scores: "
-                            "pip install 'vocalstream[corpus]'") from error  # fmt: skip
+        from music21 import corpus  # an optional dependency, checked by check_requirements
+
         scores = sorted(path for composer in music.composers
                         for path in corpus.getComposer(composer)
                         if path.suffix in SCORE_SUFFIXES)  # fmt: skip
@@ -382,10 +381,8 @@ def _score_to_midi(score_path: Path, midi: Path, seed: int) -> None:
 
 def _write_flac(path: Path, waveform: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".flac", delete=False) as scratch:
-        pass
-    sf.write(scratch.name, waveform, RATE, subtype="PCM_16")
-    os.replace(scratch.name, path)
+    with atomic_path(path) as scratch:
+        sf.write(scratch, waveform, RATE, subtype="PCM_16")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,11 +404,7 @@ def _excerpt(path: Path, rng: np.random.Generator, speed: float = 1.0) -> np.nda
 
 class _Loudness:
     def __init__(self):
-        try:
-            import pyloudnorm
-        except ImportError as error:
-            raise DataError("pyloudnorm is not installed; the corpus builder normalises loudness "
-                            "with it: pip install 'vocalstream[corpus]'") from error  # fmt: skip
+        import pyloudnorm  # an optional dependency, checked by check_requirements
 
         self.meter = pyloudnorm.Meter(RATE)
 
@@ -431,7 +424,7 @@ class Pools:
     voices: dict[str, list[Voice]]  # by gender
     voice_files: dict[str, Path]
     voice_weights: dict[str, float]  # speakers with more recordings are drawn more often
-    music: list[tuple[str, str, Path]]  # (source id, music id, file)
+    music: dict[str, list[Path]]  # tracks by music source
 
 
 def _pools(split: str, material: Material) -> Pools:
@@ -439,9 +432,7 @@ def _pools(split: str, material: Material) -> Pools:
     by_gender = {gender: [v for v in voices if v.gender == gender] for gender in (MALE, FEMALE)}
     files = {voice.id: material.voice(voice) for voice in voices}
     weights = {key: math.sqrt(sf.info(path).duration) for key, path in files.items()}
-    music = []
-    for source in (m for m in MUSIC if m.split == split):
-        music += [(source.id, f"{source.id}:{path.stem}", path) for path in material.tracks(source)]
+    music = {source.id: material.tracks(source) for source in MUSIC if source.split == split}
     return Pools(by_gender, files, weights, music)
 
 
@@ -482,14 +473,14 @@ def _voice_excerpt(rng: np.random.Generator, path: Path, loudness: _Loudness) ->
 def _music_excerpt(rng: np.random.Generator, pools: Pools, loudness: _Loudness):
     for _ in range(20):
         # Each source equally often, whatever its number of tracks.
-        sources = sorted({source for source, _, _ in pools.music})
+        sources = sorted(pools.music)
         source = sources[int(rng.integers(len(sources)))]
-        tracks = [(music_id, path) for s, music_id, path in pools.music if s == source]
-        music_id, path = tracks[int(rng.integers(len(tracks)))]
+        tracks = pools.music[source]
+        path = tracks[int(rng.integers(len(tracks)))]
         excerpt = _excerpt(path, rng)
         level = loudness(excerpt)
         if level > SILENT_LUFS:
-            return source, music_id, _gain(excerpt, level, -23.0)
+            return source, f"{source}:{path.stem}", _gain(excerpt, level, -23.0)
     raise DataError("no audible music excerpt in 20 draws")
 
 
@@ -580,8 +571,6 @@ def summarise(rows: Iterable[dict]) -> dict:
     sources = {voice.id: voice.source for voice in VOICES}
     synthetic = sum(speaker in {v.id for v in VOICES if v.synthetic} for speaker, _ in voices)
     music = Counter(r["music_source"] or "none" for r in rows)
-    from vocalstream.models.classifiers import LABELS
-
     return {
         "snippets": len(rows),
         "per_class": {LABELS[k]: v for k, v in sorted(Counter(r["label"] for r in rows).items())},

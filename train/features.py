@@ -24,7 +24,7 @@ from vocalstream.stream.separation import MaskEstimator, vocal_logmel
 BATCH = 16  # snippets separated together
 
 
-def _window(waveform: np.ndarray, samples: int) -> np.ndarray:
+def first_window(waveform: np.ndarray, samples: int) -> np.ndarray:
     """The first `samples` of [channels, n], zero-padded at the end if shorter."""
     waveform = waveform[:, :samples]
     return np.pad(waveform, ((0, 0), (0, samples - waveform.shape[1])))
@@ -58,7 +58,7 @@ class FeatureCache:
         else:
             rate, channels, samples = audio.CLASSIFIER_RATE, 1, audio.CLASSIFIER_RATE
         samples *= audio.WINDOW_SECONDS
-        batch = np.stack([_window(audio.load(p, rate, channels), samples) for p in paths])
+        batch = np.stack([first_window(audio.load(p, rate, channels), samples) for p in paths])
         with torch.inference_mode():
             if self.mode == "vocals":
                 features = vocal_logmel(torch.from_numpy(batch), self.estimator)
