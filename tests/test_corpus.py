@@ -150,6 +150,16 @@ def test_an_existing_output_folder_is_refused(tmp_path):
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
 
 
+def test_bad_sizes_and_seeds_are_refused(tmp_path):
+    for counts, seed, message in [
+        ({"train": 3, "validation": 4, "test": 4}, 0, "at least 4"),
+        ({"train": 4, "validation": 4, "test": 4}, -1, "0 or more"),
+    ]:
+        with pytest.raises(DataError, match=message):
+            corpus.build(tmp_path / "out", counts, seed)
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_corpus_builds_from_the_real_sources(tmp_path):
     """Fetches the Debian packages (about 600 MB), renders scores and sings with festival:
     the command a user runs on a fresh machine, at a small size."""

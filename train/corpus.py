@@ -612,6 +612,8 @@ def build(
         raise DataError(f"{out}: already exists and is not an empty folder")
     if any(count < 4 for count in counts.values()):
         raise DataError("each split needs at least 4 snippets (one per class)")
+    if seed < 0:
+        raise DataError(f"the seed must be 0 or more, got {seed}")
     check_requirements()
     material = Material(cache or cache_dir() / "corpus", log)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -169,7 +169,7 @@ def corpus() -> None:
 
 @corpus.command(name="build")
 @click.argument("out", metavar="OUT_DIR", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--train", "train_count", type=int, default=2000, show_default=True,
               help="Snippets in the training split.")  # fmt: skip
 @click.option("--validation", "validation_count", type=int, default=400, show_default=True)
