@@ -80,8 +80,10 @@ def main() -> None:
             decode_librosa * per_minute + batch_librosa,
         ),
     ]
-    print(f"audio: {args.audio.name} ({seconds_of_audio:.0f} s), torch threads: {args.threads}, "
-          f"median of {args.repeats}+ runs")  # fmt: skip
+    print(
+        f"audio: {args.audio.name} ({seconds_of_audio:.0f} s), torch threads: {args.threads}, "
+        f"median of {args.repeats}+ runs"
+    )
     print(f"| {'stage':<36} | {'vocalstream ms':>14} | {'librosa ms':>10} | {'speed-up':>8} |")
     print(f"|{'-' * 38}|{'-' * 16}|{'-' * 12}|{'-' * 10}|")
     for name, ours, theirs in rows:

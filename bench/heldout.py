@@ -19,23 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from vocalstream import audio
-from vocalstream.export.bundle import resolve_bundle
-from vocalstream.export.runtime import VoiceClassifier
+from vocalstream.inference.frontend import snippet_features
+from vocalstream.inference.model import VoiceModel
 from vocalstream.models.classifiers import LABELS
 from vocalstream.train.engine import classification_report
-from vocalstream.train.features import first_window
 
 
-def features(classifier: VoiceClassifier, paths: list[Path]) -> np.ndarray:
-    """The classifier's input features of the first window of each file."""
-    windows = [
-        first_window(
-            audio.load(p, classifier.sample_rate, classifier.channels), classifier.window_samples
-        )
-        for p in paths
-    ]
-    return np.concatenate(
-        [classifier.features(np.stack(windows[i : i + 32])) for i in range(0, len(windows), 32)]
+def features(classifier: VoiceModel, paths: list[Path]) -> np.ndarray:
+    """The classifier's input features of the first window of each file, as training sees it."""
+    return np.stack(
+        [snippet_features(audio.load(p, 44100, 2), classifier.estimator) for p in paths]
     )
 
 
@@ -53,16 +46,18 @@ def breakdown(rows: list[dict], predicted: np.ndarray, key) -> dict[str, dict]:
     table = {}
     for name, indices in sorted(groups.items()):
         labels = np.array([int(rows[i]["label"]) for i in indices])
-        table[name] = {"snippets": len(indices),
-                       "accuracy": float((predicted[indices] == labels).mean())}  # fmt: skip
+        table[name] = {
+            "snippets": len(indices),
+            "accuracy": float((predicted[indices] == labels).mean()),
+        }
     return table
 
 
-def probe(classifier: VoiceClassifier, shared: Path) -> dict[str, dict]:
+def probe(classifier: VoiceModel, shared: Path) -> dict[str, dict]:
     """Real sung vocals without music, 3-s windows every 3 s, against the label they should get."""
 
     def load(name: str) -> np.ndarray:
-        return audio.load(shared / name, classifier.sample_rate, classifier.channels)
+        return audio.load(shared / name, audio.SEPARATION_RATE, audio.SEPARATION_CHANNELS)
 
     # The handheld (DYN) microphones: the larynx (LRX) ones hear the throat, not the air.
     soprano = load("choirset/DCS_SE_FullChoir_ScaleUpDown02_S1_DYN.wav")
@@ -80,9 +75,9 @@ def probe(classifier: VoiceClassifier, shared: Path) -> dict[str, dict]:
     }
     results = {}
     for name, (waveform, label) in cases.items():
-        step = classifier.window_samples
+        step = audio.WINDOW_SECONDS * audio.SEPARATION_RATE
         windows = [waveform[:, s : s + step] for s in range(0, waveform.shape[1] - step + 1, step)]
-        predicted = classifier.classify(np.stack(windows)).argmax(1)
+        predicted = classifier.classify_snippets(np.stack(windows)).argmax(1)
         counts = {LABELS[c]: int((predicted == c).sum()) for c in range(len(LABELS))}
         accuracy = None if label is None else float((predicted == label).mean())
         results[name] = {"windows": len(windows), "accuracy": accuracy, "predicted": counts}
@@ -105,29 +100,42 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, help="another bundle: how far it differs")
     arguments = parser.parse_args()
 
-    classifier = VoiceClassifier(resolve_bundle(arguments.model), device="cpu")
+    classifier = VoiceModel(arguments.model, device="cpu")
     with (arguments.split / "manifest.csv").open() as file:
         rows = list(csv.DictReader(file))
     labels = np.array([int(row["label"]) for row in rows])
     inputs = features(classifier, [arguments.split / row["path"] for row in rows])
-    probabilities = classifier.probabilities_of(inputs)
+    probabilities = classifier.probabilities(inputs)
     predicted = probabilities.argmax(1)
     report = classification_report(labels, predicted)
     results = {
-        "split": str(arguments.split), "provider": classifier.provider, "report": report,
+        "split": str(arguments.split),
+        "provider": classifier.provider,
+        "report": report,
         "by_voice_source": breakdown(rows, predicted, lambda r: r["voice_sources"] or "none"),
         "by_music_source": breakdown(rows, predicted, lambda r: r["music_source"] or "none"),
-        "by_synthetic": breakdown(rows, predicted, lambda r: (
-            "no voice" if not r["speakers"] else
-            "with a synthetic voice" if int(r["synthetic"]) else "real voices only")),
-        "by_voice_to_music": breakdown(rows, predicted, lambda r: vmr_bin(
-            r["voice_to_music_db"]) if r["music"] else "voice only"),
-    }  # fmt: skip
+        "by_synthetic": breakdown(
+            rows,
+            predicted,
+            lambda r: (
+                "no voice"
+                if not r["speakers"]
+                else "with a synthetic voice"
+                if int(r["synthetic"])
+                else "real voices only"
+            ),
+        ),
+        "by_voice_to_music": breakdown(
+            rows,
+            predicted,
+            lambda r: vmr_bin(r["voice_to_music_db"]) if r["music"] else "voice only",
+        ),
+    }
     if arguments.probe:
         results["real_singing_probe"] = probe(classifier, arguments.probe)
     if arguments.compare:
-        other = VoiceClassifier(resolve_bundle(arguments.compare), device="cpu")
-        theirs = other.probabilities_of(inputs)
+        other = VoiceModel(arguments.compare, device="cpu")
+        theirs = other.probabilities(inputs)
         results["compare"] = {
             "bundle": str(arguments.compare),
             "max_abs_probability_difference": float(np.abs(theirs - probabilities).max()),
@@ -138,13 +146,19 @@ def main() -> None:
     print(f"accuracy {report['accuracy']:.4f} on {len(rows)} snippets ({classifier.provider})\n")
     print("| class | precision | recall | F1 | support |\n|---|---|---|---|---|")
     for name, row in report["per_class"].items():
-        print(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | "
-              f"{row['support']} |")  # fmt: skip
+        print(
+            f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | "
+            f"{row['support']} |"
+        )
     print("\nconfusion (rows true, columns predicted):", " ".join(LABELS))
     for name, row in zip(LABELS, report["confusion"], strict=True):
         print(f"{name:<10}", " ".join(f"{count:>5d}" for count in row))
-    titles = {"by_voice_source": "voice sources", "by_music_source": "music source",
-              "by_synthetic": "voices", "by_voice_to_music": "voice to music"}  # fmt: skip
+    titles = {
+        "by_voice_source": "voice sources",
+        "by_music_source": "music source",
+        "by_synthetic": "voices",
+        "by_voice_to_music": "voice to music",
+    }
     for key, title in titles.items():
         print("\n" + markdown(title, results[key]))
     for name, row in results.get("real_singing_probe", {}).items():

@@ -1,4 +1,4 @@
-"""Inference speed: separator, classifier and the whole pipeline, torch against onnxruntime.
+"""Inference speed: separator, classifier and isolated-window pipeline, torch against onnxruntime.
 
     python bench/inference.py [--bundle DIR] [--repeats 20]
 
@@ -77,33 +77,32 @@ def run_backend(
     import torch
 
     from vocalstream import audio
-    from vocalstream.export.runtime import VoiceClassifier
-    from vocalstream.stream.separation import torch_estimator, vocal_logmel
+    from vocalstream.inference.frontend import snippet_features
+    from vocalstream.inference.model import VoiceModel
+    from vocalstream.inference.separator import torch_estimator
 
     torch.set_num_threads(threads)
-    classifier = VoiceClassifier(bundle, device="cpu", threads=threads)
+    classifier = VoiceModel(bundle, device="cpu", threads=threads)
     audio_windows = windows(32)
     frames = 192  # a 3-s window's 130 frames, padded to a multiple of 64
     magnitude = torch.rand(32, 2, frames, audio.SEPARATION_BINS)
-    features_np = classifier.features(audio_windows)
+    features_np = np.stack([snippet_features(w, classifier.estimator) for w in audio_windows])
     if backend == "torch":
         from vocalstream.export.bundle import ensemble_of_runs
 
         ensemble, _, _ = ensemble_of_runs(runs, [1.0 / len(runs)] * len(runs))
-        estimator = torch_estimator()
-        separator = estimator
+        separator = torch_estimator()
 
         def classify(features):
             with torch.inference_mode():
                 return ensemble(torch.from_numpy(features)).numpy()
 
         def pipeline(batch):
-            with torch.inference_mode():
-                return classify(vocal_logmel(batch, estimator).numpy())
+            return classify(np.stack([snippet_features(w, separator) for w in batch]))
     else:
-        separator = classifier.separator
-        classify = classifier.probabilities_of
-        pipeline = classifier.classify
+        separator = classifier.estimator
+        classify = classifier.probabilities
+        pipeline = classifier.classify_snippets
 
     rows = []
     for batch in (1, 32):
@@ -113,16 +112,27 @@ def run_backend(
             ("classifier", lambda b=batch: classify(features_np[:b])),
             ("pipeline", lambda b=batch: pipeline(audio_windows[:b])),
         ):
-            rows.append({"component": component, "backend": backend, "batch": batch,
-                         **measure(work, batch, count)})  # fmt: skip
+            rows.append(
+                {
+                    "component": component,
+                    "backend": backend,
+                    "batch": batch,
+                    **measure(work, batch, count),
+                }
+            )
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path)
-    parser.add_argument("--runs", type=Path, nargs="*", default=[],
-                        help="The training runs behind --bundle, for the torch rows.")  # fmt: skip
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="The training runs behind --bundle, for the torch rows.",
+    )
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--only", choices=["torch", "onnx"], help=argparse.SUPPRESS)
@@ -136,16 +146,29 @@ def main() -> None:
         bundle, runs = args.bundle, args.runs
         if bundle is None:
             bundle, runs = timing_bundle(Path(scratch)), [Path(scratch) / "run"]
-            print("timing bundle: seed000-ensemble trained 1 epoch on 16 real snippets",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                "timing bundle: seed000-ensemble trained 1 epoch on 16 real snippets",
+                file=sys.stderr,
+            )
         rows = []
         for backend in ("torch", "onnx"):
             if backend == "torch" and not runs:
                 print("no --runs: the torch rows are left out", file=sys.stderr)
                 continue
-            command = [sys.executable, __file__, "--only", backend, "--bundle", str(bundle),
-                       "--repeats", str(args.repeats), "--threads", str(args.threads),
-                       "--runs", *map(str, runs)]  # fmt: skip
+            command = [
+                sys.executable,
+                __file__,
+                "--only",
+                backend,
+                "--bundle",
+                str(bundle),
+                "--repeats",
+                str(args.repeats),
+                "--threads",
+                str(args.threads),
+                "--runs",
+                *map(str, runs),
+            ]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode:
                 sys.exit(done.stderr)

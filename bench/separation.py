@@ -31,8 +31,9 @@ def measure(backend: str, seconds: float, repeats: int, threads: int) -> dict:
     import torch
 
     from vocalstream import audio
+    from vocalstream.inference.separator import load_estimator
     from vocalstream.models.spleeter import STEMS
-    from vocalstream.stream.separation import Separator, load_estimator
+    from vocalstream.stream.separation import Separator
 
     torch.set_num_threads(threads)
     clip = audio.load(SAMPLE, audio.SEPARATION_RATE, 2)
@@ -40,7 +41,7 @@ def measure(backend: str, seconds: float, repeats: int, threads: int) -> dict:
     clip = np.tile(clip, (1, -(-samples // clip.shape[1])))[:, :samples]
 
     start = time.perf_counter()
-    separator = Separator(load_estimator(backend, "cpu", log=lambda message: None))
+    separator = Separator(load_estimator(backend, "cpu"))
     separator.separate(clip)
     cold = time.perf_counter() - start
     warm = []
@@ -99,7 +100,7 @@ def main() -> None:
                     "--repeats",
                     str(args.repeats),
                 ]
-            )  # fmt: skip
+            )
         )
     else:
         print(f"no spleeter venv at {args.spleeter_python}: official row left out", file=sys.stderr)
@@ -118,21 +119,27 @@ def main() -> None:
                     "--threads",
                     str(args.threads),
                 ]
-            )  # fmt: skip
+            )
         )
 
     official = next((r for r in rows if r["implementation"] == "spleeter-official-tf"), None)
-    print(f"clip: {SAMPLE.name} tiled to {args.seconds:.0f} s; {args.threads} threads; "
-          f"warm = median of {args.repeats}")  # fmt: skip
-    print("| implementation | cold s | warm s per min of audio | x real time | "
-          "speed-up vs official (warm) | min SDR vs official |")  # fmt: skip
+    print(
+        f"clip: {SAMPLE.name} tiled to {args.seconds:.0f} s; {args.threads} threads; "
+        f"warm = median of {args.repeats}"
+    )
+    print(
+        "| implementation | cold s | warm s per min of audio | x real time | "
+        "speed-up vs official (warm) | min SDR vs official |"
+    )
     print("|---|---|---|---|---|---|")
     for row in rows:
         per_minute = row["warm_s_median"] * 60.0 / row["seconds_audio"]
         ratio = official["warm_s_median"] / row["warm_s_median"] if official else float("nan")
         sdr = f"{row['min_sdr_db']:.1f} dB" if "min_sdr_db" in row else "reference"
-        print(f"| {row['implementation']} | {row['cold_s']:.2f} | {per_minute:.2f} | "
-              f"{60.0 / per_minute:.1f} | {ratio:.2f}x | {sdr} |")  # fmt: skip
+        print(
+            f"| {row['implementation']} | {row['cold_s']:.2f} | {per_minute:.2f} | "
+            f"{60.0 / per_minute:.1f} | {ratio:.2f}x | {sdr} |"
+        )
 
 
 if __name__ == "__main__":

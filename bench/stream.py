@@ -32,8 +32,10 @@ from vocalstream.stream.timeline import Smoothing
 sys.path.insert(0, str(Path(__file__).parent))
 from inference import timing_bundle  # noqa: E402
 
-SONG = (Path(__file__).resolve().parents[2] / "shared/data/librosa-data/"
-        "Karissa_Hobbs_-_Lets_Go_Fishin.ogg")  # fmt: skip
+SONG = (
+    Path(__file__).resolve().parents[2] / "shared/data/librosa-data/"
+    "Karissa_Hobbs_-_Lets_Go_Fishin.ogg"
+)
 
 
 def paced(signal: np.ndarray, rate: int, seconds: float):

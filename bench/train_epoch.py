@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from vocalstream import audio
-from vocalstream.stream.separation import load_estimator, vocal_logmel
+from vocalstream.inference.frontend import snippet_features
+from vocalstream.inference.separator import load_estimator
 from vocalstream.train.engine import Split, train_model
 from vocalstream.train.recipe import load_recipe
 
@@ -46,10 +47,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     stereo = real_windows(audio.SEPARATION_RATE, 2, 64)
-    estimator = load_estimator("onnx", "cpu", log=lambda message: None)
-    vocal_logmel(stereo[:16], estimator)
+    estimator = load_estimator("onnx", "cpu")
+    snippet_features(stereo[0], estimator)
     start = time.perf_counter()
-    features = torch.cat([vocal_logmel(stereo[i : i + 16], estimator) for i in range(0, 64, 16)])
+    features = torch.from_numpy(np.stack([snippet_features(s, estimator) for s in stereo]))
     with_separation = (time.perf_counter() - start) / len(stereo)
     del estimator
     mono = torch.from_numpy(real_windows(audio.CLASSIFIER_RATE, 1, 64)[:, 0])
@@ -64,20 +65,27 @@ def main() -> None:
     train = Split(features[:cut], labels[:cut], weights)
     validation = Split(features[cut:], labels[cut:], weights)
 
-    print(f"{args.snippets} snippets ({cut} train + {args.snippets - cut} validation), "
-          f"{args.threads} threads, torch {torch.__version__}")  # fmt: skip
+    print(
+        f"{args.snippets} snippets ({cut} train + {args.snippets - cut} validation), "
+        f"{args.threads} threads, torch {torch.__version__}"
+    )
     print("| model | recipe | seconds per epoch | ms per snippet |")
     print("|---|---|---|---|")
     for name in args.models.split(","):
         recipe = load_recipe(RECIPE_OF[name], {"epochs": 1})
         with tempfile.TemporaryDirectory() as out:
-            best = train_model(recipe, train, validation, Path(out), log=lambda m: None,
-                               progress=False)  # fmt: skip
-        print(f"| {name} | {recipe.name} | {best['seconds']:.1f} | "
-              f"{1e3 * best['seconds'] / args.snippets:.0f} |")  # fmt: skip
-    print(f"\nfeatures per snippet: {1e3 * with_separation:.0f} ms with vocal separation "
-          f"(ONNX, batch 16), {1e3 * mix_only:.1f} ms for the mix alone; cached after the first "
-          "epoch")  # fmt: skip
+            best = train_model(
+                recipe, train, validation, Path(out), log=lambda m: None, progress=False
+            )
+        print(
+            f"| {name} | {recipe.name} | {best['seconds']:.1f} | "
+            f"{1e3 * best['seconds'] / args.snippets:.0f} |"
+        )
+    print(
+        f"\nfeatures per snippet: {1e3 * with_separation:.0f} ms with vocal separation "
+        f"(ONNX, batch 16), {1e3 * mix_only:.1f} ms for the mix alone; cached after the first "
+        "epoch"
+    )
 
 
 if __name__ == "__main__":

@@ -13,10 +13,13 @@ FORMATS = ("json", "jsonl", "csv", "rttm", "textgrid")
 def render(files: list[dict], output_format: str, windows: bool, model: dict) -> str:
     """files: [{"path", "duration", "segments", "windows"}] -> the text of one output."""
     if output_format == "json":
-        document = {"model": model, "files": [
-            {key: f[key] for key in ("path", "duration", "segments", *(("windows",) * windows))}
-            for f in files
-        ]}  # fmt: skip
+        document = {
+            "model": model,
+            "files": [
+                {key: f[key] for key in ("path", "duration", "segments", *(("windows",) * windows))}
+                for f in files
+            ],
+        }
         return json.dumps(document, indent=2) + "\n"
     rows = [(f, item) for f in files for item in (f["windows"] if windows else f["segments"])]
     if output_format == "jsonl":
@@ -43,16 +46,27 @@ def _csv(rows: list[tuple[dict, dict]], windows: bool) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     if windows:
         labels = list(rows[0][1]["probs"]) if rows else []
-        writer.writerow(["file", "t0", "t1", "label", "label_id", "padded",
-                         *(f"p_{name}" for name in labels)])  # fmt: skip
+        writer.writerow(
+            ["file", "t0", "t1", "label", "label_id", "padded", *(f"p_{name}" for name in labels)]
+        )
         for f, w in rows:
-            writer.writerow([f["path"], w["t0"], w["t1"], w["label"], w["label_id"],
-                             w["padded"], *w["probs"].values()])  # fmt: skip
+            writer.writerow(
+                [
+                    f["path"],
+                    w["t0"],
+                    w["t1"],
+                    w["label"],
+                    w["label_id"],
+                    w["padded"],
+                    *w["probs"].values(),
+                ]
+            )
     else:
         writer.writerow(["file", "start", "end", "label", "label_id", "probability"])
         for f, s in rows:
-            writer.writerow([f["path"], s["start"], s["end"], s["label"], s["label_id"],
-                             s["probability"]])  # fmt: skip
+            writer.writerow(
+                [f["path"], s["start"], s["end"], s["label"], s["label_id"], s["probability"]]
+            )
     return buffer.getvalue()
 
 
@@ -68,12 +82,26 @@ def _textgrid(file: dict) -> str:
     if cursor < end:
         intervals.append((cursor, end, ""))
     lines = [
-        'File type = "ooTextFile"', 'Object class = "TextGrid"', "",
-        "xmin = 0", f"xmax = {end}", "tiers? <exists>", "size = 1", "item []:",
-        "    item [1]:", '        class = "IntervalTier"', '        name = "voices"',
-        "        xmin = 0", f"        xmax = {end}", f"        intervals: size = {len(intervals)}",
-    ]  # fmt: skip
+        'File type = "ooTextFile"',
+        'Object class = "TextGrid"',
+        "",
+        "xmin = 0",
+        f"xmax = {end}",
+        "tiers? <exists>",
+        "size = 1",
+        "item []:",
+        "    item [1]:",
+        '        class = "IntervalTier"',
+        '        name = "voices"',
+        "        xmin = 0",
+        f"        xmax = {end}",
+        f"        intervals: size = {len(intervals)}",
+    ]
     for number, (start, stop, text) in enumerate(intervals, 1):
-        lines += [f"        intervals [{number}]:", f"            xmin = {start}",
-                  f"            xmax = {stop}", f'            text = "{text}"']  # fmt: skip
+        lines += [
+            f"        intervals [{number}]:",
+            f"            xmin = {start}",
+            f"            xmax = {stop}",
+            f'            text = "{text}"',
+        ]
     return "\n".join(lines) + "\n"

@@ -1,9 +1,10 @@
-"""The streaming engine: source blocks -> windows -> classifier -> results, on two threads.
+"""The streaming engine: source blocks -> front-end windows -> classifier -> results, on two
+threads.
 
-A producer thread reads the source and cuts windows; the caller's thread classifies them. Live,
-the producer never waits: when inference falls behind, the oldest pending windows are dropped and
-counted. For files the producer waits instead, so nothing is lost. Either way at most
-`max_pending` windows are held.
+A producer thread reads the source and feeds the front-end (framing, separation, windows); the
+caller's thread classifies the windows. Live, the producer never waits: when the classifier falls
+behind, the oldest pending windows are dropped and counted. For files the producer waits instead,
+so nothing is lost. Either way at most `max_pending` windows are held.
 """
 
 from __future__ import annotations
@@ -12,72 +13,85 @@ import collections
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from vocalstream.stream.windows import Window, Windower
+from vocalstream.inference.frontend import Window
+from vocalstream.inference.model import VoiceModel
 
 
 @dataclass(frozen=True)
 class Result:
+    """One classified 3-s window."""
+
     index: int
-    start: float
+    start: float  # seconds from the start of the stream
     end: float
-    padded: bool
-    probabilities: np.ndarray  # [classes]
-    latency_ms: float  # from the window's last sample being available to its result
+    padded: bool  # the stream ended inside the window: zeros fill the rest
+    probabilities: np.ndarray  # [classes], in the order of `labels`
+    latency_ms: float  # from the last sample the window needs being available to its result
     dropped: int  # windows dropped so far in this stream
+    labels: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def label_id(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def label(self) -> str:
+        return self.labels[self.label_id]
 
 
 class Pipeline:
     def __init__(
         self,
-        classifier,
+        model: VoiceModel,
         hop_seconds: float,
         live: bool,
         max_pending: int = 8,
         batch: int = 8,
     ):
-        self.classifier = classifier
-        rate = classifier.sample_rate
-        self.hop = max(1, round(hop_seconds * rate))
+        self.model = model
+        self.hop_seconds = hop_seconds
         self.live = live
         self.max_pending = max_pending
         self.batch = 1 if live else batch
         self.dropped = 0
         self.windows = 0
+        self.samples = 0  # audio received, at the front-end's rate
 
-    def run(self, blocks: Iterable[np.ndarray], stop: threading.Event | None = None
-            ) -> Iterator[Result]:  # fmt: skip
+    def run(
+        self, blocks: Iterable[np.ndarray], stop: threading.Event | None = None
+    ) -> Iterator[Result]:
+        """blocks: 44.1 kHz stereo [2, n] (or mono [n]) as they arrive."""
         stop = stop or threading.Event()
-        classifier = self.classifier
-        windower = Windower(classifier.window_samples, self.hop, classifier.sample_rate,
-                            classifier.channels)  # fmt: skip
+        features = self.model.feature_stream(self.hop_seconds, self.live)
         pending: collections.deque[tuple[Window, float]] = collections.deque()
         condition = threading.Condition()
         state = {"done": False, "error": None}
 
-        def offer(window: Window) -> None:
-            with condition:
-                if self.live:
-                    if len(pending) >= self.max_pending:
-                        pending.popleft()
-                        self.dropped += 1
-                else:
-                    condition.wait_for(lambda: len(pending) < self.max_pending or stop.is_set())
-                pending.append((window, time.monotonic()))
-                condition.notify_all()
+        def offer(windows: list[Window], ready: float) -> None:
+            for window in windows:
+                with condition:
+                    if self.live:
+                        if len(pending) >= self.max_pending:
+                            pending.popleft()
+                            self.dropped += 1
+                    else:
+                        condition.wait_for(lambda: len(pending) < self.max_pending or stop.is_set())
+                    pending.append((window, ready))
+                    condition.notify_all()
 
         def produce() -> None:
             try:
                 for block in blocks:
-                    for window in windower.push(block):
-                        offer(window)
+                    arrived = time.monotonic()
+                    self.samples += np.shape(block)[-1]
+                    offer(features.push(block), arrived)
                     if stop.is_set():
                         break
-                for window in windower.flush():
-                    offer(window)
+                offer(features.flush(), time.monotonic())
             except BaseException as error:  # handed to the consumer, which raises it
                 state["error"] = error
             finally:
@@ -87,6 +101,7 @@ class Pipeline:
 
         producer = threading.Thread(target=produce, name="vocalstream-source", daemon=True)
         producer.start()
+        labels = self.model.labels
         try:
             while True:
                 with condition:
@@ -97,13 +112,21 @@ class Pipeline:
                         return
                     taken = [pending.popleft() for _ in range(min(self.batch, len(pending)))]
                     condition.notify_all()
-                windows = [window for window, _ in taken]
-                probabilities = classifier.classify(np.stack([w.samples for w in windows]))
+                batch = np.stack([window.features for window, _ in taken])
+                probabilities = self.model.probabilities(batch)
                 finished = time.monotonic()
                 for (window, ready), row in zip(taken, probabilities, strict=True):
                     self.windows += 1
-                    yield Result(window.index, window.start, window.end, window.padded, row,
-                                 1e3 * (finished - ready), self.dropped)  # fmt: skip
+                    yield Result(
+                        window.index,
+                        window.start,
+                        window.end,
+                        window.padded,
+                        row,
+                        1e3 * (finished - ready),
+                        self.dropped,
+                        labels,
+                    )
         finally:
             stop.set()
             with condition:

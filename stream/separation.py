@@ -1,4 +1,4 @@
-"""Vocal separation of audio of any length, and the fused vocal log-mel front-end.
+"""Vocal separation of audio of any length into stem waveforms (`vocalstream separate`).
 
 The framing reproduces the official spleeter: n_fft zeros are prepended, frames are cut without
 centring and zero-padded at the end, the U-Net sees independent chunks of SEPARATION_CHUNK_FRAMES
@@ -12,72 +12,21 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import soundfile as sf
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from vocalstream import audio
-from vocalstream.errors import ModelError
 from vocalstream.files import atomic_path
+from vocalstream.inference.separator import MaskEstimator
 from vocalstream.models.spleeter import SIZE_MULTIPLE, STEMS
 
 N_FFT = audio.SEPARATION_N_FFT
 HOP = audio.SEPARATION_HOP
 BINS = audio.SEPARATION_BINS
-
-# Stereo magnitude [B, 2, T, BINS] -> ratio masks [B, len(STEMS), 2, T, BINS].
-MaskEstimator = Callable[[torch.Tensor], torch.Tensor]
-
-
-BACKENDS = ("onnx", "torch")
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def torch_estimator(model: torch.nn.Module | None = None, device: str = "cpu") -> MaskEstimator:
-    """The pretrained spleeter U-Nets run by torch on `device`."""
-    if model is None:
-        from vocalstream.models.spleeter import load_spleeter
-
-        model = load_spleeter()
-    model = model.eval().to(device)
-
-    def estimate(magnitude: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return model(magnitude.to(device)).cpu()
-
-    return estimate
-
-
-def load_estimator(backend: str = "onnx", device: str = "auto", log=_log) -> MaskEstimator:
-    """The pretrained separator on onnxruntime (built into the cache on first use) or torch.
-
-    device "cuda" fails if CUDA cannot run it; "auto" falls back to the CPU. Logs, once, what
-    actually runs."""
-    if backend == "torch":
-        cuda = torch.cuda.is_available()
-        if device == "cuda" and not cuda:
-            raise ModelError("CUDA was asked for but torch cannot use it here; use --device cpu")
-        chosen = "cuda" if device in ("auto", "cuda") and cuda else "cpu"
-        log(f"separator: torch on {chosen}" + ("" if cuda else " (CUDA not available)"))
-        return torch_estimator(device=chosen)
-    if backend != "onnx":
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    from vocalstream.export.separator import OnnxMaskEstimator, cached_separator_path
-
-    estimator = OnnxMaskEstimator(cached_separator_path(log=log), device)
-    on_cpu = estimator.provider != "CUDAExecutionProvider"
-    log(
-        f"separator: onnxruntime {estimator.provider}" + (" (CUDA not available)" if on_cpu else "")
-    )
-    return estimator
 
 
 def _window() -> torch.Tensor:
@@ -181,41 +130,6 @@ class Separator:
         if not parts:
             return np.zeros((len(STEMS), 2, 0), dtype=np.float32)
         return np.concatenate(parts, axis=-1)
-
-
-def vocal_logmel(waveform: torch.Tensor | np.ndarray, estimator: MaskEstimator) -> torch.Tensor:
-    """Log-mel of the separated vocals [B, 1, N_MELS, 1 + n // HOP] straight from 44.1 kHz audio.
-
-    The separation grid (44.1 kHz, 4096/1024) and the classifier's (22.05 kHz, 2048/512) share bin
-    width and hop, so bins 0..1024 of the masked spectrum are the classifier's spectrum up to a
-    constant gain that the per-example dB reference removes: no inverse STFT, no resampling.
-    Input: [B, 2, n], [2, n] or [n] (mono is used for both channels).
-    """
-    x = torch.as_tensor(waveform, dtype=torch.float32)
-    while x.ndim < 3:
-        x = x.unsqueeze(0)
-    if x.shape[1] == 1:
-        x = x.expand(-1, 2, -1)
-    batch, channels, samples = x.shape
-    spectrum = torch.stft(
-        x.reshape(batch * channels, samples),
-        N_FFT,
-        HOP,
-        window=audio.hann_window(N_FFT, x.device),
-        center=True,
-        pad_mode="constant",
-        return_complex=True,
-    )[:, :BINS]
-    frames = spectrum.shape[-1]
-    spectrum = spectrum.reshape(batch, channels, BINS, frames)
-    magnitude = spectrum.abs().transpose(-1, -2)  # [B, 2, T, BINS]
-    padded = math.ceil(frames / SIZE_MULTIPLE) * SIZE_MULTIPLE
-    magnitude = F.pad(magnitude, (0, 0, 0, padded - frames))
-    vocal_mask = estimator(magnitude)[:, STEMS.index("vocals"), :, :frames].transpose(-1, -2)
-    mono = (vocal_mask * spectrum).mean(dim=1)  # [B, BINS, T]
-    power = torch.view_as_real(mono).pow(2).sum(-1)
-    # Bin 1024 (11025 Hz) lies outside the separated band: spleeter leaves it at zero.
-    return audio.logmel_from_power(F.pad(power, (0, 0, 0, 1)))
 
 
 def separate_file(

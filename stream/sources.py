@@ -6,10 +6,9 @@ Each source yields float32 blocks [channels, n] at the rate the model wants.
 from __future__ import annotations
 
 import collections
-import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 import numpy as np
@@ -25,8 +24,16 @@ class DeviceError(VocalstreamError):
     """No usable capture device, or it stopped delivering audio."""
 
 
-def file_blocks(path: str | os.PathLike, rate: int, channels: int) -> Iterator[np.ndarray]:
-    return audio.stream(path, rate, channels)
+def limited(blocks: Iterable[np.ndarray], samples: int | None) -> Iterator[np.ndarray]:
+    """The first `samples` of a block stream (all of it when None)."""
+    for block in blocks:
+        if samples is not None:
+            block = block[:, :samples]
+            samples -= block.shape[1]
+        if block.shape[1]:
+            yield block
+        if samples is not None and samples <= 0:
+            return
 
 
 def pcm_blocks(
@@ -61,8 +68,9 @@ def pcm_blocks(
             yield converted
         if last:
             if seconds == 0:
-                raise AudioError("standard input: no audio (expected raw PCM, e.g. ffmpeg -f "
-                                 f"{pcm_format} -)")  # fmt: skip
+                raise AudioError(
+                    f"standard input: no audio (expected raw PCM, e.g. ffmpeg -f {pcm_format} -)"
+                )
             return
 
 
@@ -75,7 +83,7 @@ def input_devices() -> list[dict]:
             "name": device["name"],
             "channels": device["max_input_channels"],
             "default_rate": device["default_samplerate"],
-        }  # fmt: skip
+        }
         for index, device in enumerate(sounddevice.query_devices())
         if device["max_input_channels"] > 0
     ]
@@ -108,8 +116,9 @@ class Microphone:
         self.device_channels = min(int(info["max_input_channels"]), max(channels, 1))
         self.device_rate = rate
         try:
-            self.sounddevice.check_input_settings(device, channels=self.device_channels,
-                                                  samplerate=rate, dtype="float32")  # fmt: skip
+            self.sounddevice.check_input_settings(
+                device, channels=self.device_channels, samplerate=rate, dtype="float32"
+            )
         except self.sounddevice.PortAudioError:
             self.device_rate = int(info["default_samplerate"])
         self.device = device
@@ -129,10 +138,13 @@ class Microphone:
     def __enter__(self) -> Microphone:
         try:
             self._stream = self.sounddevice.InputStream(
-                device=self.device, channels=self.device_channels, samplerate=self.device_rate,
-                dtype="float32", blocksize=int(BLOCK_SECONDS * self.device_rate),
+                device=self.device,
+                channels=self.device_channels,
+                samplerate=self.device_rate,
+                dtype="float32",
+                blocksize=int(BLOCK_SECONDS * self.device_rate),
                 callback=self._callback,
-            )  # fmt: skip
+            )
             self._stream.start()
         except self.sounddevice.PortAudioError as error:
             raise DeviceError(f"cannot open capture device {self.name!r}: {error}") from error
@@ -144,8 +156,7 @@ class Microphone:
             self._stream.close()
 
     def blocks(self, stop: threading.Event) -> Iterator[np.ndarray]:
-        convert = audio.Converter(self.device_rate, self.device_channels, self.rate,
-                                  self.channels)  # fmt: skip
+        convert = audio.Converter(self.device_rate, self.device_channels, self.rate, self.channels)
         last_audio = time.monotonic()
         while not stop.is_set():
             if not self._blocks:

@@ -13,21 +13,32 @@ from vocalstream.stream.pipeline import Result
 SMOOTHING = ("median", "hysteresis", "none")
 
 
-def window_event(result: Result, labels: Sequence[str]) -> dict:
+def window_event(result: Result) -> dict:
     """The documented per-window record (docs/output.md)."""
-    label_id = int(np.argmax(result.probabilities))
     return {
         "t0": round(result.start, 3),
         "t1": round(result.end, 3),
-        "label": labels[label_id],
-        "label_id": label_id,
+        "label": result.label,
+        "label_id": result.label_id,
         "probs": {
-            name: round(float(p), 4) for name, p in zip(labels, result.probabilities, strict=True)
-        },  # fmt: skip
+            name: round(float(p), 4)
+            for name, p in zip(result.labels, result.probabilities, strict=True)
+        },
         "latency_ms": round(result.latency_ms, 1),
         "dropped": result.dropped,
         "padded": result.padded,
     }
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of one class on the smoothed timeline."""
+
+    start: float
+    end: float
+    label: str
+    label_id: int
+    probability: float  # the class's mean probability over the segment's windows
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,8 @@ class Smoothing:
 
 def _labels_over_time(probabilities: np.ndarray, smoothing: Smoothing) -> np.ndarray:
     if smoothing.method == "median" and len(probabilities) > 1:
-        probabilities = median_filter(probabilities, size=(smoothing.median_windows, 1),
-                                      mode="nearest")  # fmt: skip
+        size = (smoothing.median_windows, 1)
+        probabilities = median_filter(probabilities, size=size, mode="nearest")
     chosen = probabilities.argmax(axis=1)
     if smoothing.method != "hysteresis":
         return chosen
@@ -63,8 +74,9 @@ def _labels_over_time(probabilities: np.ndarray, smoothing: Smoothing) -> np.nda
     return chosen
 
 
-def segments(results: Sequence[Result], labels: Sequence[str], hop: float,
-             smoothing: Smoothing, duration: float | None = None) -> list[dict]:  # fmt: skip
+def segments(
+    results: Sequence[Result], hop: float, smoothing: Smoothing, duration: float | None = None
+) -> list[Segment]:
     """Consecutive windows of one (smoothed) class merged into segments. Each window speaks for
     the hop that starts it (the last one for its whole length, up to `duration`); a segment's
     probability is the mean probability of its class over its windows."""
@@ -92,14 +104,17 @@ def segments(results: Sequence[Result], labels: Sequence[str], hop: float,
             else:
                 merged.append(run)
         runs = merged
+    labels = results[0].labels
     timeline = []
     for run in runs:
         label_id = int(chosen[run[0]])
-        timeline.append({
-            "start": round(spans[run[0]][0], 3),
-            "end": round(spans[run[-1]][1], 3),
-            "label": labels[label_id],
-            "label_id": label_id,
-            "probability": round(float(probabilities[run, label_id].mean()), 4),
-        })  # fmt: skip
+        timeline.append(
+            Segment(
+                round(spans[run[0]][0], 3),
+                round(spans[run[-1]][1], 3),
+                labels[label_id],
+                label_id,
+                round(float(probabilities[run, label_id].mean()), 4),
+            )
+        )
     return timeline

@@ -27,13 +27,13 @@ def separator_cache(tmp_path_factory):
     a user's first run builds it."""
     import os
 
-    from vocalstream.export.separator import cached_separator_path
+    from vocalstream.inference.separator import cached_separator_path
 
     cache = tmp_path_factory.mktemp("cache")
     previous = os.environ.get("VOCALSTREAM_CACHE")
     os.environ["VOCALSTREAM_CACHE"] = str(cache)
     try:
-        path = cached_separator_path(log=lambda message: None)
+        path = cached_separator_path()
         yield path
     finally:
         if previous is None:
@@ -55,8 +55,14 @@ def trained_bundle(tmp_path_factory, separator_cache):
 
     folder = tmp_path_factory.mktemp("trained")
     examples = data.read_seed_folder(tiny_corpus.build(folder / "corpus"))
-    train_run(load_recipe("cnn4", {"epochs": 1}), examples, folder / "run", {"epochs": 1},
-              log=lambda message: None, progress=False)  # fmt: skip
+    train_run(
+        load_recipe("cnn4", {"epochs": 1}),
+        examples,
+        folder / "run",
+        {"epochs": 1},
+        log=lambda message: None,
+        progress=False,
+    )
     export_bundle([folder / "run"], folder / "bundle", include_separator=False)
     return folder / "bundle"
 
@@ -76,13 +82,20 @@ def virtual_microphone(tmp_path):
     runtime.mkdir(mode=0o700)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
     subprocess.run(
-        ["pulseaudio", "-D", "-n", "--exit-idle-time=-1", "--disallow-exit",
-         f"--log-target=file:{runtime}/pulse.log",
-         "--load=module-native-protocol-unix auth-anonymous=1",
-         "--load=module-null-sink sink_name=vmic rate=44100 channels=2 format=float32le "
-         "norewinds=1"],
-        env=env, check=True,
-    )  # fmt: skip
+        [
+            "pulseaudio",
+            "-D",
+            "-n",
+            "--exit-idle-time=-1",
+            "--disallow-exit",
+            f"--log-target=file:{runtime}/pulse.log",
+            "--load=module-native-protocol-unix auth-anonymous=1",
+            "--load=module-null-sink sink_name=vmic rate=44100 channels=2 format=float32le "
+            "norewinds=1",
+        ],
+        env=env,
+        check=True,
+    )
     for _ in range(100):
         if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
             break

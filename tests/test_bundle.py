@@ -13,16 +13,11 @@ from conftest import ORCHESTRA, SONG, SPEECH, shared
 
 from vocalstream import audio
 from vocalstream.errors import ModelError
-from vocalstream.export.bundle import (
-    CLASSIFIER,
-    MANIFEST,
-    ensemble_of_runs,
-    export_bundle,
-    load_bundle,
-)
-from vocalstream.export.runtime import VoiceClassifier
-from vocalstream.export.separator import OnnxMaskEstimator
-from vocalstream.stream.separation import vocal_logmel
+from vocalstream.export.bundle import ensemble_of_runs, export_bundle
+from vocalstream.inference.bundle import CLASSIFIER, MANIFEST, load_bundle
+from vocalstream.inference.frontend import snippet_features
+from vocalstream.inference.model import VoiceModel
+from vocalstream.inference.separator import OnnxMaskEstimator
 from vocalstream.train import data
 from vocalstream.train.recipe import load_recipe
 from vocalstream.train.run import train_run
@@ -61,13 +56,15 @@ def windows() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def features(windows, separator_cache) -> np.ndarray:
-    return vocal_logmel(windows, OnnxMaskEstimator(separator_cache)).numpy()
+    estimator = OnnxMaskEstimator(separator_cache, "cpu")
+    return np.stack([snippet_features(window, estimator) for window in windows])
 
 
 def test_manifest_describes_the_ensemble(bundle):
     manifest = json.loads((bundle / MANIFEST).read_text())
     assert [m["weight"] for m in manifest["members"]] == pytest.approx([0.35, 0.35, 0.3])
-    assert manifest["separation"] is True and manifest["frontend_version"] == 1
+    assert manifest["separation"] is True and manifest["frontend_version"] == audio.FRONTEND_VERSION
+    assert manifest["separator"] == "2stems"
     assert manifest["labels"] == ["no_voice", "male", "female", "several"]
     assert set(manifest["files"]) == {"classifier.onnx", "classifier.fp16.onnx"}
     assert all("accuracy" in v for v in manifest["validation"])
@@ -78,35 +75,34 @@ def test_onnx_matches_torch_on_real_windows(runs, bundle, features):
     ensemble, _, _ = ensemble_of_runs(runs, [0.7, 0.3])
     with torch.inference_mode():
         expected = ensemble(torch.from_numpy(features)).numpy()
-    classifier = VoiceClassifier(bundle, device="cpu")
-    ours = classifier.probabilities_of(features)
+    classifier = VoiceModel(bundle, device="cpu")
+    ours = classifier.probabilities(features)
     assert features.shape[0] == 64
     assert np.abs(ours - expected).max() < 1e-4
     assert (ours.argmax(1) == expected.argmax(1)).all()
-    half = VoiceClassifier(bundle, device="cpu", fp16=True).probabilities_of(features)
-    print(f"fp16: max abs diff {np.abs(half - expected).max():.2e}, argmax agreement "
-          f"{(half.argmax(1) == expected.argmax(1)).mean():.3f}")  # fmt: skip
+    half = VoiceModel(bundle, device="cpu", fp16=True).probabilities(features)
+    print(
+        f"fp16: max abs diff {np.abs(half - expected).max():.2e}, argmax agreement "
+        f"{(half.argmax(1) == expected.argmax(1)).mean():.3f}"
+    )
     assert np.abs(half - expected).max() < 1e-2
 
 
 def test_classifier_runs_the_whole_pipeline(bundle, windows, features):
-    classifier = VoiceClassifier(bundle, device="cpu", max_batch=16)
+    classifier = VoiceModel(bundle, device="cpu", max_batch=16)
     assert classifier.provider == "CPUExecutionProvider"
-    assert (classifier.sample_rate, classifier.channels) == (44100, 2)
-    probabilities = classifier.classify(windows[:40])
+    probabilities = classifier.classify_snippets(windows[:40])
     assert probabilities.shape == (40, 4)
     np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(probabilities, classifier.probabilities_of(features[:40]), atol=1e-4)
-    with pytest.raises(ValueError, match="windows must be"):
-        classifier.classify(windows[:2, :, :1000])
+    np.testing.assert_allclose(probabilities, classifier.probabilities(features[:40]), atol=1e-4)
 
 
 def test_cuda_request_without_cuda(bundle):
-    auto = VoiceClassifier(bundle, device="auto")
+    auto = VoiceModel(bundle, device="auto")
     if auto.provider == "CUDAExecutionProvider":
         pytest.skip("this machine has CUDA")
     with pytest.raises(ModelError, match="CUDA was asked for"):
-        VoiceClassifier(bundle, device="cuda")
+        VoiceModel(bundle, device="cuda")
 
 
 def copy_of(bundle, tmp_path):
@@ -132,6 +128,8 @@ def test_one_corrupt_byte_is_refused(bundle, tmp_path):
         (lambda b: (b / MANIFEST).write_text("{not json"), "corrupt"),
         (lambda b: _edit(b, frontend_version=99), "front-end version 99"),
         (lambda b: _edit(b, format=7), "bundle format 7"),
+        (lambda b: _edit(b, separator="nonesuch"), "separator variant 'nonesuch'"),
+        (lambda b: _edit(b, separation=False, frontend_version=1), r"version 1 \(mix\)"),
     ],
 )
 def test_damaged_bundles_are_refused(bundle, tmp_path, damage, message):
@@ -154,7 +152,12 @@ def test_export_command(runs, tmp_path, separator_cache):
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert set(load_bundle(out).manifest["files"]) == {"classifier.onnx", "separator.onnx"}
-    bad = subprocess.run([*command, "--weights", "0.9,0.3"], capture_output=True, text=True,
-                         env=env)  # fmt: skip
+    bad = subprocess.run(
+        [*command, "--weights", "0.9,0.3"], capture_output=True, text=True, env=env
+    )
     assert bad.returncode == 1 and "sum to 1" in bad.stderr
     assert load_bundle(out)  # the failed export left the good bundle untouched
+    # A classifier trained on one separator's vocals never runs on another's.
+    _edit(out, separator="vocals")
+    with pytest.raises(ModelError, match="does not match the variant 'vocals'"):
+        VoiceModel(out, device="cpu")

@@ -11,7 +11,8 @@ from conftest import REPO
 from test_separation import sdr
 
 from vocalstream import audio
-from vocalstream.stream.separation import Separator, torch_estimator
+from vocalstream.inference.separator import torch_estimator
+from vocalstream.stream.separation import Separator
 
 SAMPLE = REPO / "samples" / "example.mp3"
 
@@ -42,9 +43,17 @@ def test_separates_the_sample_song(tmp_path, separator_cache, expected_stems):
 def test_accompaniment_with_torch_to_flac(tmp_path, separator_cache, expected_stems):
     output = tmp_path / "band.flac"
     run = vocalstream(
-        "separate", SAMPLE, "-o", output, "--stem", "accompaniment", "--backend", "torch",
-        "--quiet", cache=separator_cache,
-    )  # fmt: skip
+        "separate",
+        SAMPLE,
+        "-o",
+        output,
+        "--stem",
+        "accompaniment",
+        "--backend",
+        "torch",
+        "--quiet",
+        cache=separator_cache,
+    )
     assert run.returncode == 0 and run.stdout == ""
     written, _ = sf.read(output, dtype="float32", always_2d=True)
     assert sdr(expected_stems[1], written.T) >= 30.0

@@ -132,8 +132,10 @@ def test_a_missing_program_is_one_clear_error(tmp_path):
     out = tmp_path / "corpus"
     result = subprocess.run(
         [script, "corpus", "build", str(out), "--cache", str(tmp_path / "cache")],
-        capture_output=True, text=True, env={**os.environ, "PATH": str(tmp_path)},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": str(tmp_path)},
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "Error: apt-get is not installed; the corpus builder needs it to fetch Debian packages "
@@ -165,11 +167,25 @@ def test_the_corpus_builds_from_the_real_sources(tmp_path):
     the command a user runs on a fresh machine, at a small size."""
     out = tmp_path / "corpus"
     result = subprocess.run(
-        [f"{sys.prefix}/bin/vocalstream", "corpus", "build", str(out),
-         "--cache", str(tmp_path / "cache"),
-         "--train", "8", "--validation", "4", "--test", "8", "--seed", "5"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            f"{sys.prefix}/bin/vocalstream",
+            "corpus",
+            "build",
+            str(out),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--train",
+            "8",
+            "--validation",
+            "4",
+            "--test",
+            "8",
+            "--seed",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((out / "corpus.json").read_text())
     for split, count in (("train", 8), ("validation", 4), ("test", 8)):

@@ -6,15 +6,20 @@ import sys
 
 from conftest import REPO, SONG, shared
 
-from vocalstream.export.bundle import CLASSIFIER_FP16, DEFAULT_BUNDLE, SEPARATOR, resolve_bundle
-from vocalstream.export.runtime import VoiceClassifier
+from vocalstream.inference.bundle import (
+    CLASSIFIER_FP16,
+    DEFAULT_BUNDLE,
+    SEPARATOR,
+    resolve_bundle,
+)
+from vocalstream.inference.model import VoiceModel
 
 BUDGET_BYTES = 60 * 1000 * 1000
 
 
 def test_the_default_bundle_is_intact_and_small():
     bundle = resolve_bundle(None)  # checks every file's sha256 and the front-end version
-    assert bundle.folder == DEFAULT_BUNDLE == REPO / "export" / "default"
+    assert bundle.folder == DEFAULT_BUNDLE == REPO / "inference" / "default"
     size = sum(path.stat().st_size for path in DEFAULT_BUNDLE.iterdir())
     assert size <= BUDGET_BYTES, f"{size / 1e6:.1f} MB"
     # The separator is built from the installed weights at first use, never committed.
@@ -24,13 +29,14 @@ def test_the_default_bundle_is_intact_and_small():
 
 
 def test_the_default_model_runs_without_model_option(separator_cache):
-    classifier = VoiceClassifier(resolve_bundle(None), device="cpu")
+    classifier = VoiceModel(resolve_bundle(None), device="cpu")
     assert classifier.provider == "CPUExecutionProvider"
     result = subprocess.run(
         [f"{sys.prefix}/bin/vocalstream", "file", str(shared(SONG)), "--compute", "cpu"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
         env={"VOCALSTREAM_CACHE": str(separator_cache.parent), "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     (timeline,) = json.loads(result.stdout)["files"]
     assert timeline["segments"][0]["start"] == 0.0

@@ -10,17 +10,27 @@ from conftest import REPO
 
 import vocalstream
 
-PRODUCT_FOLDERS = {"stream", "models", "export", "train"}
+PRODUCT_FOLDERS = {"stream", "models", "export", "inference", "train"}
 
 
 @pytest.fixture(scope="module")
 def wheel_files(tmp_path_factory) -> list[str]:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     (wheel,) = out.glob("vocalstream-*.whl")
     return zipfile.ZipFile(wheel).namelist()
 
@@ -42,8 +52,10 @@ def test_wheel_carries_every_module_of_the_product_folders(wheel_files):
 
 
 def test_wheel_carries_the_default_model(wheel_files):
-    bundled = {f"vocalstream/export/default/{p.name}" for p in (REPO / "export/default").iterdir()}
-    assert "vocalstream/export/default/manifest.json" in bundled
+    bundled = {
+        f"vocalstream/inference/default/{p.name}" for p in (REPO / "inference/default").iterdir()
+    }
+    assert "vocalstream/inference/default/manifest.json" in bundled
     assert bundled <= set(wheel_files)
 
 
@@ -60,8 +72,8 @@ def test_installed_package_imports_only_under_vocalstream(tmp_path):
     # A neutral working directory, so the checkout's own folders are not on sys.path.
     code = (
         "import importlib.util, vocalstream.models, vocalstream.stream, vocalstream.export, "
-        "vocalstream.train\n"
-        "bare = [m for m in ('models', 'stream', 'export', 'train')\n"
+        "vocalstream.inference, vocalstream.train\n"
+        "bare = [m for m in ('models', 'stream', 'export', 'inference', 'train')\n"
         "        if importlib.util.find_spec(m)]\n"
         "assert not bare, bare\n"
     )

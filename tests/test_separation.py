@@ -8,8 +8,9 @@ import torch
 
 from vocalstream import audio
 from vocalstream.errors import ModelError
+from vocalstream.inference.separator import torch_estimator
 from vocalstream.models import spleeter
-from vocalstream.stream.separation import Separator, torch_estimator
+from vocalstream.stream.separation import Separator
 
 REFERENCE = Path(__file__).parent / "data" / "spleeter"  # made by tools/spleeter_official.py
 CLIPS = ("example", "fishin")

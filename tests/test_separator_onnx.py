@@ -9,7 +9,7 @@ from test_separation import CLIPS, REFERENCE, official, sdr
 
 from vocalstream import audio
 from vocalstream.errors import ModelError
-from vocalstream.export.separator import OnnxMaskEstimator, cached_separator_path
+from vocalstream.inference.separator import OnnxMaskEstimator, cached_separator_path
 from vocalstream.models.spleeter import STEMS, load_spleeter
 from vocalstream.stream.separation import Separator
 
@@ -53,11 +53,10 @@ def test_onnx_separation_matches_official_spleeter(estimator, clip):
         assert sdr(official(clip, stem), stems[index]) >= 30.0
 
 
-def test_cache_is_built_once(separator_cache):
-    messages = []
+def test_cache_is_built_once(separator_cache, caplog):
     before = os.stat(separator_cache).st_mtime_ns
-    assert cached_separator_path(log=messages.append) == separator_cache
-    assert messages == [] and os.stat(separator_cache).st_mtime_ns == before
+    assert cached_separator_path() == separator_cache
+    assert caplog.records == [] and os.stat(separator_cache).st_mtime_ns == before
 
 
 def test_corrupt_graph_is_refused(tmp_path, separator_cache):

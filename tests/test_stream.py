@@ -25,8 +25,12 @@ def cache_env(separator_cache):
 
 
 def run(*args, env, stdin=None) -> subprocess.CompletedProcess:
-    return subprocess.run([f"{sys.prefix}/bin/vocalstream", *map(str, args)], input=stdin,
-                          capture_output=True, env=env)  # fmt: skip
+    return subprocess.run(
+        [f"{sys.prefix}/bin/vocalstream", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        env=env,
+    )
 
 
 def test_file_json_timeline_of_the_sample(trained_bundle, cache_env):
@@ -34,8 +38,9 @@ def test_file_json_timeline_of_the_sample(trained_bundle, cache_env):
     assert done.returncode == 0, done.stderr.decode()
     (result,) = json.loads(done.stdout)["files"]
     assert result["duration"] == pytest.approx(10.88, abs=0.05)
-    assert [w["t0"] for w in result["windows"]] == [0.0, 3.0, 6.0, 9.0]
-    assert [w["padded"] for w in result["windows"]] == [False, False, False, True]
+    # The default hop is 1 s: windows start every second, the last one runs past the end.
+    assert [w["t0"] for w in result["windows"]] == [float(t) for t in range(9)]
+    assert [w["padded"] for w in result["windows"]] == [False] * 8 + [True]
     segments = result["segments"]
     assert segments[0]["start"] == 0.0 and segments[-1]["end"] == result["duration"]
     assert all(a["end"] == b["start"] for a, b in zip(segments, segments[1:], strict=False))
@@ -43,11 +48,33 @@ def test_file_json_timeline_of_the_sample(trained_bundle, cache_env):
         assert sum(window["probs"].values()) == pytest.approx(1.0, abs=1e-3)
 
 
+def test_stdout_carries_only_the_output_on_a_fresh_cache(trained_bundle, tmp_path):
+    """The first run builds the separator; its messages go to standard error, so every line of
+    standard output still parses. -v adds the provider and timings there, -q silences it."""
+    fresh = {**os.environ, "VOCALSTREAM_CACHE": str(tmp_path / "fresh")}
+    done = run("file", SAMPLE, "--model", trained_bundle, "-f", "json", "-v", env=fresh)
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout)["files"][0]["segments"]
+    stderr = done.stderr.decode()
+    assert "building the ONNX separator" in stderr
+    assert "CPUExecutionProvider" in stderr and "real time" in stderr
+    pcm = audio.load(SAMPLE, 44100, 2).T.astype("<f4").tobytes()
+    fresh["VOCALSTREAM_CACHE"] = str(tmp_path / "fresh-listen")
+    listened = run("listen", "-", "--model", trained_bundle, "-q", env=fresh, stdin=pcm)
+    assert listened.returncode == 0, listened.stderr.decode()
+    lines = listened.stdout.decode().splitlines()
+    assert lines and all(json.loads(line)["label"] for line in lines)
+    assert "CUDA" not in listened.stderr.decode()  # no warning about CUDA on every run
+    quiet = run("file", SAMPLE, "--model", trained_bundle, "-q", env=fresh)
+    assert quiet.returncode == 0 and quiet.stderr == b""
+
+
 @pytest.mark.parametrize("output_format", ["jsonl", "csv", "rttm", "textgrid"])
 def test_file_formats(trained_bundle, cache_env, tmp_path, output_format):
     output = tmp_path / f"out.{output_format}"
-    done = run("file", SAMPLE, "--model", trained_bundle, "-f", output_format, "-o", output,
-               env=cache_env)  # fmt: skip
+    done = run(
+        "file", SAMPLE, "--model", trained_bundle, "-f", output_format, "-o", output, env=cache_env
+    )
     assert done.returncode == 0 and done.stdout == b"", done.stderr.decode()
     text = output.read_text()
     if output_format == "jsonl":
@@ -64,19 +91,30 @@ def test_file_formats(trained_bundle, cache_env, tmp_path, output_format):
 def test_many_files_one_model_and_raw_pcm(trained_bundle, cache_env, tmp_path):
     speech = tmp_path / "speech.flac"
     sf.write(speech, audio.load(shared(SPEECH), 16000, 1)[0], 16000)
-    done = run("file", SAMPLE, speech, "--model", trained_bundle, "--hop", "1.5",
-               env=cache_env)  # fmt: skip
+    done = run("file", SAMPLE, speech, "--model", trained_bundle, "--hop", "1.5", env=cache_env)
     assert done.returncode == 0, done.stderr.decode()
     paths = [f["path"] for f in json.loads(done.stdout)["files"]]
     assert paths == [str(SAMPLE), str(speech)]
     # The same song as raw 16-bit PCM on standard input gives the same timeline.
     pcm = (audio.load(SAMPLE, 44100, 2).T * 32767).astype("<i2").tobytes()
-    piped = run("file", "-", "--model", trained_bundle, "--input-format", "s16le", "-f", "csv",
-                env=cache_env, stdin=pcm)  # fmt: skip
+    piped = run(
+        "file",
+        "-",
+        "--model",
+        trained_bundle,
+        "--input-format",
+        "s16le",
+        "-f",
+        "csv",
+        env=cache_env,
+        stdin=pcm,
+    )
     direct = run("file", SAMPLE, "--model", trained_bundle, "-f", "csv", env=cache_env)
     assert piped.returncode == 0, piped.stderr.decode()
-    assert piped.stdout.decode().split("\n")[1].split(",")[1:4] == (
-        direct.stdout.decode().split("\n")[1].split(",")[1:4])  # fmt: skip
+    assert (
+        piped.stdout.decode().split("\n")[1].split(",")[1:4]
+        == (direct.stdout.decode().split("\n")[1].split(",")[1:4])
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,8 +158,9 @@ def test_listen_drops_the_oldest_windows_when_input_outruns_inference(trained_bu
     assert health["provider"] == "CPUExecutionProvider"
 
 
-def test_listen_on_a_real_microphone_in_real_time(trained_bundle, cache_env, virtual_microphone,
-                                                  tmp_path):  # fmt: skip
+def test_listen_on_a_real_microphone_in_real_time(
+    trained_bundle, cache_env, virtual_microphone, tmp_path
+):
     """Music, then a voice, played into the virtual microphone while listen runs."""
     probe = tmp_path / "probe.wav"
     music = audio.load(shared(ORCHESTRA), 44100, 2)[:, : 5 * 44100]
@@ -129,10 +168,23 @@ def test_listen_on_a_real_microphone_in_real_time(trained_bundle, cache_env, vir
     sf.write(probe, np.concatenate([music, voice], axis=1).T, 44100, subtype="FLOAT")
     env = {**cache_env, **virtual_microphone}
     listener = subprocess.Popen(
-        [f"{sys.prefix}/bin/vocalstream", "listen", "--model", str(trained_bundle), "--hop", "1",
-         "--duration", "9", "--device", "pulse"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
-    )  # fmt: skip
+        [
+            f"{sys.prefix}/bin/vocalstream",
+            "listen",
+            "--model",
+            str(trained_bundle),
+            "--hop",
+            "1",
+            "--duration",
+            "9",
+            "--device",
+            "pulse",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
     player = subprocess.Popen(["paplay", "--device=vmic", str(probe)], env=env)
     arrivals = []
     for line in listener.stdout:
@@ -153,15 +205,27 @@ def test_listen_on_a_real_microphone_in_real_time(trained_bundle, cache_env, vir
 
 def start_listening(bundle, env) -> subprocess.Popen:
     return subprocess.Popen(
-        [f"{sys.prefix}/bin/vocalstream", "listen", "--model", str(bundle), "--hop", "1",
-         "--device", "pulse"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
-    )  # fmt: skip
+        [
+            f"{sys.prefix}/bin/vocalstream",
+            "listen",
+            "--model",
+            str(bundle),
+            "--hop",
+            "1",
+            "--device",
+            "pulse",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
-def test_listen_stops_cleanly_on_a_signal(trained_bundle, cache_env, virtual_microphone,
-                                          signal_name):  # fmt: skip
+def test_listen_stops_cleanly_on_a_signal(
+    trained_bundle, cache_env, virtual_microphone, signal_name
+):
     import signal
 
     listener = start_listening(trained_bundle, {**cache_env, **virtual_microphone})
@@ -174,8 +238,9 @@ def test_listen_stops_cleanly_on_a_signal(trained_bundle, cache_env, virtual_mic
     assert health["windows"] == len(lines) and "Traceback" not in stderr
 
 
-def test_a_microphone_that_disappears_is_a_clear_error(trained_bundle, cache_env,
-                                                       virtual_microphone):  # fmt: skip
+def test_a_microphone_that_disappears_is_a_clear_error(
+    trained_bundle, cache_env, virtual_microphone
+):
     listener = start_listening(trained_bundle, {**cache_env, **virtual_microphone})
     json.loads(listener.stdout.readline())
     subprocess.run(["pulseaudio", "--kill"], env=virtual_microphone, check=True)

@@ -1,95 +1,104 @@
-"""Windowing, smoothing, segments and output formats, on small exact inputs."""
+"""Smoothing, segments and output formats, on small exact inputs."""
 
 import csv
 import io
 import json
 
 import numpy as np
-import pytest
 
 from vocalstream.stream.formats import render
 from vocalstream.stream.pipeline import Result
-from vocalstream.stream.service import limited
+from vocalstream.stream.sources import limited
 from vocalstream.stream.timeline import Smoothing, segments, window_event
-from vocalstream.stream.windows import Windower
 
 LABELS = ("no_voice", "male", "female", "several")
 
 
-def test_windows_at_a_hop_with_a_padded_tail():
-    windower = Windower(size=10, hop=4, rate=10, channels=1)
-    signal = np.arange(23, dtype=np.float32)[None]
-    windows = [w for start in range(0, 23, 5) for w in windower.push(signal[:, start : start + 5])]
-    windows += windower.flush()
-    assert [w.start for w in windows] == [0.0, 0.4, 0.8, 1.2, 1.6]
-    assert [w.padded for w in windows] == [False, False, False, True, True][:3] + [False, True]
-    np.testing.assert_array_equal(windows[2].samples[0], np.arange(8, 18))
-    np.testing.assert_array_equal(windows[-1].samples[0], [16, 17, 18, 19, 20, 21, 22, 0, 0, 0])
-
-
-def test_short_stream_gives_one_padded_window_and_exact_cover_gives_none():
-    windower = Windower(size=10, hop=10, rate=10, channels=2)
-    assert windower.push(np.ones((2, 3), np.float32)) == []
-    (window,) = windower.flush()
-    assert window.padded and window.samples.shape == (2, 10) and window.samples[:, 3:].sum() == 0
-    exact = Windower(size=10, hop=10, rate=10, channels=1)
-    assert len(exact.push(np.ones((1, 20), np.float32))) == 2 and exact.flush() == []
-
-
-def test_hop_must_fit_the_window():
-    with pytest.raises(ValueError, match="hop"):
-        Windower(size=10, hop=11, rate=10, channels=1)
-
-
 def result(index, probabilities, start=None, padded=False):
     start = 3.0 * index if start is None else start
-    return Result(index, start, start + 3.0, padded, np.array(probabilities, np.float32), 5.0, 0)
+    return Result(
+        index, start, start + 3.0, padded, np.array(probabilities, np.float32), 5.0, 0, LABELS
+    )
 
 
 def test_window_event_schema():
-    event = window_event(result(2, [0.1, 0.2, 0.6, 0.1]), LABELS)
-    assert event == {"t0": 6.0, "t1": 9.0, "label": "female", "label_id": 2,
-                     "probs": {"no_voice": 0.1, "male": 0.2, "female": 0.6, "several": 0.1},
-                     "latency_ms": 5.0, "dropped": 0, "padded": False}  # fmt: skip
+    event = window_event(result(2, [0.1, 0.2, 0.6, 0.1]))
+    assert event == {
+        "t0": 6.0,
+        "t1": 9.0,
+        "label": "female",
+        "label_id": 2,
+        "probs": {"no_voice": 0.1, "male": 0.2, "female": 0.6, "several": 0.1},
+        "latency_ms": 5.0,
+        "dropped": 0,
+        "padded": False,
+    }
 
 
 # No voice, with a one-window "male" blip inside it, then a female voice.
-NOISY = [[0.9, 0.1, 0, 0], [0.9, 0.1, 0, 0], [0.1, 0.9, 0, 0], [0.9, 0.1, 0, 0],
-         [0.9, 0.1, 0, 0], [0.1, 0.2, 0.7, 0], [0.1, 0.2, 0.7, 0], [0.1, 0.2, 0.7, 0]]  # fmt: skip
+NOISY = [
+    [0.9, 0.1, 0, 0],
+    [0.9, 0.1, 0, 0],
+    [0.1, 0.9, 0, 0],
+    [0.9, 0.1, 0, 0],
+    [0.9, 0.1, 0, 0],
+    [0.1, 0.2, 0.7, 0],
+    [0.1, 0.2, 0.7, 0],
+    [0.1, 0.2, 0.7, 0],
+]
 
 
 def test_median_smoothing_removes_a_single_window_blip():
-    timeline = segments([result(i, p) for i, p in enumerate(NOISY)], LABELS, 3.0,
-                        Smoothing("median", 3), duration=20.0)  # fmt: skip
-    assert [(s["start"], s["end"], s["label"]) for s in timeline] == [
-        (0.0, 15.0, "no_voice"), (15.0, 20.0, "female")]  # fmt: skip
-    raw = segments([result(i, p) for i, p in enumerate(NOISY)], LABELS, 3.0, Smoothing("none"))
-    assert [s["label"] for s in raw] == ["no_voice", "male", "no_voice", "female"]
+    timeline = segments(
+        [result(i, p) for i, p in enumerate(NOISY)],
+        3.0,
+        Smoothing("median", 3),
+        duration=20.0,
+    )
+    assert [(s.start, s.end, s.label) for s in timeline] == [
+        (0.0, 15.0, "no_voice"),
+        (15.0, 20.0, "female"),
+    ]
+    raw = segments([result(i, p) for i, p in enumerate(NOISY)], 3.0, Smoothing("none"))
+    assert [s.label for s in raw] == ["no_voice", "male", "no_voice", "female"]
 
 
 def test_hysteresis_and_minimum_duration():
     rows = [[0.9, 0.1, 0, 0], [0.5, 0.5, 0, 0], [0.35, 0.65, 0, 0], [0.2, 0.8, 0, 0]]
-    timeline = segments([result(i, p) for i, p in enumerate(rows)], LABELS, 3.0,
-                        Smoothing("hysteresis", enter=0.6, exit=0.4))  # fmt: skip
-    assert [(s["start"], s["label"]) for s in timeline] == [(0.0, "no_voice"), (6.0, "male")]
-    short = segments([result(i, p) for i, p in enumerate(NOISY)], LABELS, 3.0,
-                     Smoothing("none", min_duration=4.0))  # fmt: skip
-    assert [(s["start"], s["end"], s["label"]) for s in short] == [
-        (0.0, 15.0, "no_voice"), (15.0, 24.0, "female")]  # fmt: skip
+    timeline = segments(
+        [result(i, p) for i, p in enumerate(rows)],
+        3.0,
+        Smoothing("hysteresis", enter=0.6, exit=0.4),
+    )
+    assert [(s.start, s.label) for s in timeline] == [(0.0, "no_voice"), (6.0, "male")]
+    short = segments(
+        [result(i, p) for i, p in enumerate(NOISY)],
+        3.0,
+        Smoothing("none", min_duration=4.0),
+    )
+    assert [(s.start, s.end, s.label) for s in short] == [
+        (0.0, 15.0, "no_voice"),
+        (15.0, 24.0, "female"),
+    ]
 
 
 def test_overlapping_windows_speak_for_their_hop():
     results = [result(i, [0.9, 0.1, 0, 0], start=float(i)) for i in range(3)]
-    (only,) = segments(results, LABELS, 1.0, Smoothing("none"), duration=4.5)
-    assert (only["start"], only["end"]) == (0.0, 4.5)
+    (only,) = segments(results, 1.0, Smoothing("none"), duration=4.5)
+    assert (only.start, only.end) == (0.0, 4.5)
 
 
-FILES = [{"path": "a/song.mp3", "duration": 7.5,
-          "segments": [{"start": 0.0, "end": 3.0, "label": "no_voice", "label_id": 0,
-                        "probability": 0.8},
-                       {"start": 3.0, "end": 7.5, "label": "female", "label_id": 2,
-                        "probability": 0.7}],
-          "windows": [window_event(result(0, [0.8, 0.1, 0.1, 0.0]), LABELS)]}]  # fmt: skip
+FILES = [
+    {
+        "path": "a/song.mp3",
+        "duration": 7.5,
+        "segments": [
+            {"start": 0.0, "end": 3.0, "label": "no_voice", "label_id": 0, "probability": 0.8},
+            {"start": 3.0, "end": 7.5, "label": "female", "label_id": 2, "probability": 0.7},
+        ],
+        "windows": [window_event(result(0, [0.8, 0.1, 0.1, 0.0]))],
+    }
+]
 
 
 def test_every_format_renders():
@@ -103,7 +112,8 @@ def test_every_format_renders():
     window_rows = list(csv.DictReader(io.StringIO(render(FILES, "csv", True, {}))))
     assert window_rows[0]["p_no_voice"] == "0.8"
     assert render(FILES, "rttm", False, {}).splitlines()[1] == (
-        "SPEAKER song 1 3.000 4.500 <NA> <NA> female 0.7000 <NA>")  # fmt: skip
+        "SPEAKER song 1 3.000 4.500 <NA> <NA> female 0.7000 <NA>"
+    )
     grid = render(FILES, "textgrid", False, {})
     assert 'class = "IntervalTier"' in grid and "intervals: size = 2" in grid
     assert 'text = "female"' in grid and "xmax = 7.5" in grid

@@ -15,8 +15,12 @@ from vocalstream.train.engine import Split, train_model
 from vocalstream.train.features import FeatureCache
 from vocalstream.train.recipe import load_recipe
 
-NO_AUGMENTATION = {"mixup_alpha": 0.0, "time_mask_p": 0.0, "frequency_mask_p": 0.0,
-                   "reverse_p": 0.0}  # fmt: skip
+NO_AUGMENTATION = {
+    "mixup_alpha": 0.0,
+    "time_mask_p": 0.0,
+    "frequency_mask_p": 0.0,
+    "reverse_p": 0.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +31,13 @@ def corpus(tmp_path_factory):
 def command(*args, cache, program="vocalstream", **kwargs) -> subprocess.Popen:
     env = {**os.environ, "VOCALSTREAM_CACHE": str(cache.parent), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [f"{sys.prefix}/bin/{program}", *map(str, args)], env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs,
-    )  # fmt: skip
+        [f"{sys.prefix}/bin/{program}", *map(str, args)],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
 def run(*args, cache, program="vocalstream") -> subprocess.CompletedProcess:
@@ -41,8 +49,18 @@ def run(*args, cache, program="vocalstream") -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("recipe", ["cnn4", "resnet34", "seed000-ensemble", "resnet18x8"])
 def test_each_recipe_trains_end_to_end(tmp_path, corpus, separator_cache, recipe):
     out = tmp_path / "run"
-    result = run("train", "--recipe", recipe, "--data", corpus, "--out", out,
-                 "--set", "epochs=1", cache=separator_cache)  # fmt: skip
+    result = run(
+        "train",
+        "--recipe",
+        recipe,
+        "--data",
+        corpus,
+        "--out",
+        out,
+        "--set",
+        "epochs=1",
+        cache=separator_cache,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "run.json").read_text())
     expected = {"cnn4": 1, "resnet34": 1, "seed000-ensemble": 2, "resnet18x8": 8}[recipe]
@@ -61,7 +79,7 @@ def mix_features(corpus, tmp_path_factory):
     from vocalstream.train import data
 
     examples = data.read_seed_folder(corpus)
-    cache = FeatureCache(tmp_path_factory.mktemp("features"), separation=False)
+    cache = FeatureCache(tmp_path_factory.mktemp("features"), estimator=None)
     features = torch.from_numpy(cache.features([e.path for e in examples]))
     labels = torch.tensor([e.label for e in examples])
     return Split(features, labels, tuple(data.class_weights(examples)))
@@ -69,16 +87,34 @@ def mix_features(corpus, tmp_path_factory):
 
 @pytest.mark.parametrize("architecture", ["cnn4", "resnet34", "resnet18"])
 def test_loss_falls(tmp_path, mix_features, architecture):
-    recipe = load_recipe("cnn4", {**NO_AUGMENTATION, "architecture": architecture, "epochs": 3,
-                                  "batch_size": 8, "milestones": []})  # fmt: skip
+    recipe = load_recipe(
+        "cnn4",
+        {
+            **NO_AUGMENTATION,
+            "architecture": architecture,
+            "epochs": 3,
+            "batch_size": 8,
+            "milestones": [],
+        },
+    )
     train_model(recipe, mix_features, mix_features, tmp_path, log=lambda m: None, progress=False)
     losses = [json.loads(line)["train_loss"] for line in (tmp_path / "metrics.jsonl").open()]
     assert losses[-1] < losses[0], losses
 
 
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, corpus, separator_cache):
-    arguments = ["train", "--recipe", "cnn4", "--data", corpus, "--no-separation",
-                 "--set", "epochs=3", "--device", "cpu"]  # fmt: skip
+    arguments = [
+        "train",
+        "--recipe",
+        "cnn4",
+        "--data",
+        corpus,
+        "--no-separation",
+        "--set",
+        "epochs=3",
+        "--device",
+        "cpu",
+    ]
     whole = run(*arguments, "--out", tmp_path / "whole", cache=separator_cache)
     assert whole.returncode == 0, whole.stderr
 
@@ -104,11 +140,26 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, corpus, sepa
 
 
 def test_two_process_ddp_ends_with_identical_weights(tmp_path, corpus, separator_cache):
-    result = run("--nproc_per_node=2", "--standalone", "--no-python",
-                 f"{sys.prefix}/bin/vocalstream", "train",
-                 "--recipe", "cnn4", "--data", corpus, "--no-separation", "--set", "epochs=1",
-                 "--out", tmp_path / "ddp", "--device", "cpu",
-                 cache=separator_cache, program="torchrun")  # fmt: skip
+    result = run(
+        "--nproc_per_node=2",
+        "--standalone",
+        "--no-python",
+        f"{sys.prefix}/bin/vocalstream",
+        "train",
+        "--recipe",
+        "cnn4",
+        "--data",
+        corpus,
+        "--no-separation",
+        "--set",
+        "epochs=1",
+        "--out",
+        tmp_path / "ddp",
+        "--device",
+        "cpu",
+        cache=separator_cache,
+        program="torchrun",
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "ddp" / "run.json").read_text())
     assert summary["members"][0]["best"]["ranks_in_sync"] is True
@@ -116,8 +167,19 @@ def test_two_process_ddp_ends_with_identical_weights(tmp_path, corpus, separator
 
 def test_evaluate_and_predict(tmp_path, corpus, separator_cache):
     out = tmp_path / "run"
-    trained = run("train", "--recipe", "cnn4", "--data", corpus, "--no-separation",
-                  "--set", "epochs=1", "--out", out, cache=separator_cache)  # fmt: skip
+    trained = run(
+        "train",
+        "--recipe",
+        "cnn4",
+        "--data",
+        corpus,
+        "--no-separation",
+        "--set",
+        "epochs=1",
+        "--out",
+        out,
+        cache=separator_cache,
+    )
     assert trained.returncode == 0, trained.stderr
     report = run("evaluate", out, "--data", corpus / "manifest.csv", cache=separator_cache)
     assert report.returncode == 0, report.stderr
@@ -135,13 +197,26 @@ def test_validation_on_a_given_split(tmp_path, corpus, separator_cache):
     """--validation-data replaces the recipe's split: a corpus split by speaker stays as built."""
     header, *rows = (corpus / "manifest.csv").read_text().splitlines()
     for name, part in (("fit.csv", rows[:24]), ("held.csv", rows[24:])):
-        lines = [header] + [row.replace(row.split(",")[0], str(corpus / row.split(",")[0]), 1)
-                            for row in part]  # fmt: skip
+        lines = [header] + [
+            row.replace(row.split(",")[0], str(corpus / row.split(",")[0]), 1) for row in part
+        ]
         (tmp_path / name).write_text("\n".join(lines) + "\n")
     out = tmp_path / "run"
-    result = run("train", "--recipe", "cnn4", "--no-separation", "--set", "epochs=1",
-                 "--data", tmp_path / "fit.csv", "--validation-data", tmp_path / "held.csv",
-                 "--out", out, cache=separator_cache)  # fmt: skip
+    result = run(
+        "train",
+        "--recipe",
+        "cnn4",
+        "--no-separation",
+        "--set",
+        "epochs=1",
+        "--data",
+        tmp_path / "fit.csv",
+        "--validation-data",
+        tmp_path / "held.csv",
+        "--out",
+        out,
+        cache=separator_cache,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "run.json").read_text())
     assert sum(summary["data"]["train"].values()) == 24
@@ -165,8 +240,9 @@ def test_bad_training_input_is_one_line(tmp_path, corpus, separator_cache, argum
     short = tmp_path / "labels.txt"
     short.write_text("0\n1\n")
     arguments = [a.replace("{short}", str(short)) for a in arguments]
-    result = run("train", *arguments, "--data", corpus, "--out", tmp_path / "run",
-                 cache=separator_cache)  # fmt: skip
+    result = run(
+        "train", *arguments, "--data", corpus, "--out", tmp_path / "run", cache=separator_cache
+    )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr

@@ -19,8 +19,11 @@ MUSIC = [
     "librosa-data/Kevin_MacLeod_-_P_I_Tchaikovsky_Dance_of_the_Sugar_Plum_Fairy.ogg",
     "librosa-data/sorohanro_-_solo-trumpet-06.ogg",
 ]
-MALE = ["librosa-data/3436-172162-0000.ogg", "librosa-data/5703-47212-0000.ogg",
-        "choirset/DCS_SE_FullChoir_ScaleUpDown02_B1_LRX.wav"]  # fmt: skip
+MALE = [
+    "librosa-data/3436-172162-0000.ogg",
+    "librosa-data/5703-47212-0000.ogg",
+    "choirset/DCS_SE_FullChoir_ScaleUpDown02_B1_LRX.wav",
+]
 FEMALE = ["librosa-data/198-209-0000.ogg", "choirset/DCS_SE_FullChoir_ScaleUpDown02_S1_LRX.wav"]
 
 
@@ -40,8 +43,12 @@ def build(folder: Path, per_class: int = 8) -> Path:
         label, k = n % 4, n // 4
         music_name = MUSIC[k % len(MUSIC)]
         music = _clip(music_name, k)
-        voices = {0: [], 1: [MALE[k % len(MALE)]], 2: [FEMALE[k % len(FEMALE)]],
-                  3: [MALE[k % len(MALE)], FEMALE[(k + 1) % len(FEMALE)]]}[label]  # fmt: skip
+        voices = {
+            0: [],
+            1: [MALE[k % len(MALE)]],
+            2: [FEMALE[k % len(FEMALE)]],
+            3: [MALE[k % len(MALE)], FEMALE[(k + 1) % len(FEMALE)]],
+        }[label]
         mix = 10 ** (-5 / 20) * music + sum(_clip(v, k) for v in voices)
         mix = 0.3 * mix / np.abs(mix).max()
         sf.write(folder / f"{n}.mp3", mix.astype(np.float32), RATE)

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
-import os
 import shutil
 import tempfile
 import zlib
@@ -38,11 +38,12 @@ import soxr
 
 from vocalstream import audio
 from vocalstream.errors import AudioError, DataError
-from vocalstream.files import atomic_path
+from vocalstream.files import atomic_folder, atomic_path, cache_dir
 from vocalstream.models.classifiers import LABELS
 from vocalstream.train import fetch
 from vocalstream.train.data import LABELS_FILE
 
+_log = logging.getLogger("vocalstream").info
 RATE = audio.CLASSIFIER_RATE  # nothing above 11 kHz reaches the classifier
 SNIPPET_SAMPLES = audio.WINDOW_SAMPLES
 SPLITS = ("train", "validation", "test")
@@ -169,22 +170,42 @@ SCORE_SUFFIXES = (".mxl", ".xml", ".krn", ".abc")  # not the corpus's analyses (
 # Game tracks whose spleeter vocal stem came within 10 dB of the mix in a 6-window screen: choirs
 # or voice-like synths the labels could not vouch for.
 MUSIC = (
-    Tracks("warzone2100", "train", "warzone2100-music",
-           "usr/share/games/warzone2100/music/**/*.opus",
-           excluded=("track17.opus", "menu_enhanced.opus", "track13.opus", "track3_enhanced.opus")),
-    Renders("bach-timgm6mb", "train", ("bach",), "timgm6mb-soundfont",
-            "usr/share/sounds/sf2/TimGM6mb.sf2", pieces=60),
+    Tracks(
+        "warzone2100",
+        "train",
+        "warzone2100-music",
+        "usr/share/games/warzone2100/music/**/*.opus",
+        excluded=("track17.opus", "menu_enhanced.opus", "track13.opus", "track3_enhanced.opus"),
+    ),
+    Renders(
+        "bach-timgm6mb",
+        "train",
+        ("bach",),
+        "timgm6mb-soundfont",
+        "usr/share/sounds/sf2/TimGM6mb.sf2",
+        pieces=60,
+    ),
     Tracks("hyperrogue", "validation", "hyperrogue-music", "usr/share/hyperrogue/music/*.ogg"),
-    Renders("trecento-josquin-fluidr3", "validation", ("trecento", "josquin"),
-            "fluidr3mono-gm-soundfont", "usr/share/fluidr3mono-gm-soundfont/FluidR3Mono_GM.sf3",
-            pieces=30),
+    Renders(
+        "trecento-josquin-fluidr3",
+        "validation",
+        ("trecento", "josquin"),
+        "fluidr3mono-gm-soundfont",
+        "usr/share/fluidr3mono-gm-soundfont/FluidR3Mono_GM.sf3",
+        pieces=30,
+    ),
     Tracks("planetblupi", "test", "planetblupi-music-ogg", "usr/share/planetblupi/music/*.ogg"),
     Tracks("singularity", "test", "singularity-music", "usr/share/games/singularity/music/*.ogg"),
     Tracks("opsound", "test", "asterisk-moh-opsound-g722", "usr/share/asterisk/moh/**/*.g722"),
-    Renders("renaissance-musescore", "test", ("palestrina", "monteverdi"),
-            "musescore-general-soundfont-small",
-            "usr/share/sounds/sf3/MuseScore_General_Lite.sf3", pieces=30),
-)  # fmt: skip
+    Renders(
+        "renaissance-musescore",
+        "test",
+        ("palestrina", "monteverdi"),
+        "musescore-general-soundfont-small",
+        "usr/share/sounds/sf3/MuseScore_General_Lite.sf3",
+        pieces=30,
+    ),
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,8 +218,23 @@ def _decode_g722(paths: list[Path]) -> np.ndarray:
     parts = []
     for start in range(0, len(paths), 200):  # G.722 is a raw bitstream: files concatenate
         joined = "concat:" + "|".join(str(path) for path in paths[start : start + 200])
-        command = [ffmpeg, "-nostdin", "-v", "error", "-f", "g722", "-i", joined,
-                   "-ac", "1", "-ar", str(RATE), "-f", "f32le", "-"]  # fmt: skip
+        command = [
+            ffmpeg,
+            "-nostdin",
+            "-v",
+            "error",
+            "-f",
+            "g722",
+            "-i",
+            joined,
+            "-ac",
+            "1",
+            "-ar",
+            str(RATE),
+            "-f",
+            "f32le",
+            "-",
+        ]
         parts.append(np.frombuffer(fetch.run(command, "decoding G.722"), dtype=np.float32))
     return np.concatenate(parts)
 
@@ -238,8 +274,11 @@ def _melody_xml(rng: np.random.Generator, gender: str, phrases: int = 4) -> str:
     syllables = ("la", "na", "da", "lo", "mi", "no", "ta", "so", "ne", "ma", "oh", "ah")
     names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
     doctype = '"-//SINGING//DTD SINGING mark up//EN" "Singing.v0_1.dtd" []'
-    lines = ['<?xml version="1.0"?>', f"<!DOCTYPE SINGING PUBLIC {doctype}>",
-             f'<SINGING BPM="{int(rng.integers(70, 140))}">']  # fmt: skip
+    lines = [
+        '<?xml version="1.0"?>',
+        f"<!DOCTYPE SINGING PUBLIC {doctype}>",
+        f'<SINGING BPM="{int(rng.integers(70, 140))}">',
+    ]
     for _ in range(phrases):
         position = int(rng.integers(len(scale)))
         for _ in range(int(rng.integers(5, 12))):
@@ -248,8 +287,9 @@ def _melody_xml(rng: np.random.Generator, gender: str, phrases: int = 4) -> str:
             beats = float(rng.choice([0.5, 0.5, 1.0, 1.0, 1.5, 2.0]))
             name = f"{names[note % 12]}{note // 12 - 1}"
             syllable = syllables[int(rng.integers(len(syllables)))]
-            lines.append(f'<DURATION BEATS="{beats}"><PITCH NOTE="{name}">{syllable}</PITCH>'
-                         "</DURATION>")  # fmt: skip
+            lines.append(
+                f'<DURATION BEATS="{beats}"><PITCH NOTE="{name}">{syllable}</PITCH></DURATION>'
+            )
         lines.append(f'<REST BEATS="{float(rng.choice([0.5, 1.0]))}"></REST>')
     lines.append("</SINGING>")
     return "\n".join(lines) + "\n"
@@ -267,8 +307,16 @@ def _sing(voice: Voice) -> np.ndarray:
         with tempfile.TemporaryDirectory() as scratch:
             song, sung = Path(scratch) / "song.xml", Path(scratch) / "song.wav"
             song.write_text(_melody_xml(rng, voice.gender))
-            command = [text2wave, "-mode", "singing", "-eval", f"(voice_{voice.pattern})",
-                       str(song), "-o", str(sung)]  # fmt: skip
+            command = [
+                text2wave,
+                "-mode",
+                "singing",
+                "-eval",
+                f"(voice_{voice.pattern})",
+                str(song),
+                "-o",
+                str(sung),
+            ]
             try:
                 fetch.run(command, f"festival voice {voice.pattern}", timeout=120)
                 songs.append(audio.load(sung, RATE, 1)[0])
@@ -282,7 +330,7 @@ def _sing(voice: Voice) -> np.ndarray:
 class Material:
     """Fetches and prepares sources on first use, caching the results under `cache`."""
 
-    def __init__(self, cache: Path, log: Callable[[str], None] = print):
+    def __init__(self, cache: Path, log: Callable[[str], None] = _log):
         self.cache = cache
         self.log = log
         self.packages: set[str] = set()
@@ -332,9 +380,12 @@ class Material:
         fluidsynth = fetch.require_program("fluidsynth", "render scores", "fluidsynth")
         from music21 import corpus  # an optional dependency, checked by check_requirements
 
-        scores = sorted(path for composer in music.composers
-                        for path in corpus.getComposer(composer)
-                        if path.suffix in SCORE_SUFFIXES)  # fmt: skip
+        scores = sorted(
+            path
+            for composer in music.composers
+            for path in corpus.getComposer(composer)
+            if path.suffix in SCORE_SUFFIXES
+        )
         step = max(1, len(scores) // music.pieces)
         # Spread over the corpus: every step-th score, then the ones between, until enough render.
         order = [path for offset in range(step) for path in scores[offset::step]]
@@ -351,9 +402,21 @@ class Material:
                 midi, wav = Path(scratch) / "score.mid", Path(scratch) / "score.wav"
                 try:
                     _score_to_midi(score_path, midi, zlib.crc32(name.encode()))
-                    fetch.run([fluidsynth, "-ni", "-q", "-F", str(wav), "-r", str(RATE),
-                               str(soundfont), str(midi)], f"rendering {name}",
-                              timeout=RENDER_TIMEOUT_SECONDS)  # fmt: skip
+                    fetch.run(
+                        [
+                            fluidsynth,
+                            "-ni",
+                            "-q",
+                            "-F",
+                            str(wav),
+                            "-r",
+                            str(RATE),
+                            str(soundfont),
+                            str(midi),
+                        ],
+                        f"rendering {name}",
+                        timeout=RENDER_TIMEOUT_SECONDS,
+                    )
                 except Exception as error:  # music21 rejects some corpus files; use others
                     self.log(f"skipped score {name}: {type(error).__name__}: {error}")
                     continue
@@ -503,8 +566,10 @@ def _snippet(rng: np.random.Generator, label: int, pools: Pools, loudness: _Loud
         genders="+".join(v.gender for v in voices),
         voice_sources="+".join(sorted({v.source for v in voices})),
         synthetic=sum(v.synthetic for v in voices),
-        music="", music_source="", voice_to_music_db="",
-    )  # fmt: skip
+        music="",
+        music_source="",
+        voice_to_music_db="",
+    )
     if not voice_only:
         source, music_id, music = _music_excerpt(rng, pools, loudness)
         if voices:
@@ -528,8 +593,19 @@ def _snippet(rng: np.random.Generator, label: int, pools: Pools, loudness: _Loud
 # ---------------------------------------------------------------------------------------------
 # The corpus.
 
-MANIFEST_FIELDS = ("path", "label", "group", "speakers", "genders", "voice_sources", "synthetic",
-                   "music", "music_source", "voice_to_music_db", "loudness_lufs")  # fmt: skip
+MANIFEST_FIELDS = (
+    "path",
+    "label",
+    "group",
+    "speakers",
+    "genders",
+    "voice_sources",
+    "synthetic",
+    "music",
+    "music_source",
+    "voice_to_music_db",
+    "loudness_lufs",
+)
 
 
 def _split_seed(seed: int, split: str) -> list[int]:
@@ -565,9 +641,14 @@ def build_split(
 def summarise(rows: Iterable[dict]) -> dict:
     """Counts per class, per voice and music source, per gender, and the synthetic share."""
     rows = list(rows)
-    voices = [(speaker, gender) for row in rows if row["speakers"]
-              for speaker, gender in zip(row["speakers"].split("+"), row["genders"].split("+"),
-                                         strict=True)]  # fmt: skip
+    voices = [
+        (speaker, gender)
+        for row in rows
+        if row["speakers"]
+        for speaker, gender in zip(
+            row["speakers"].split("+"), row["genders"].split("+"), strict=True
+        )
+    ]
     sources = {voice.id: voice.source for voice in VOICES}
     synthetic = sum(speaker in {v.id for v in VOICES if v.synthetic} for speaker, _ in voices)
     music = Counter(r["music_source"] or "none" for r in rows)
@@ -581,7 +662,7 @@ def summarise(rows: Iterable[dict]) -> dict:
         "voice_only_snippets": sum(1 for r in rows if r["speakers"] and not r["music"]),
         "music_per_source": dict(sorted(music.items())),
         "music_pieces": len({r["music"] for r in rows if r["music"]}),
-    }  # fmt: skip
+    }
 
 
 def check_requirements() -> None:
@@ -592,8 +673,10 @@ def check_requirements() -> None:
         try:
             __import__(module)
         except ImportError as error:
-            raise DataError(f"{module} is not installed; the corpus builder needs it: "
-                            "pip install 'vocalstream[corpus]'") from error  # fmt: skip
+            raise DataError(
+                f"{module} is not installed; the corpus builder needs it: "
+                "pip install 'vocalstream[corpus]'"
+            ) from error
 
 
 def build(
@@ -601,13 +684,11 @@ def build(
     counts: dict[str, int],
     seed: int = 0,
     cache: Path | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _log,
     progress: bool = False,
 ) -> dict:
     """Build the corpus into `out`, which must not exist or be empty; it appears whole or not at
     all. Returns the summary also written to out/corpus.json."""
-    from vocalstream.export.separator import cache_dir
-
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out}: already exists and is not an empty folder")
     if any(count < 4 for count in counts.values()):
@@ -616,9 +697,7 @@ def build(
         raise DataError(f"the seed must be 0 or more, got {seed}")
     check_requirements()
     material = Material(cache or cache_dir() / "corpus", log)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    with atomic_folder(out) as scratch:
         summary: dict[str, object] = {"seed": seed, "rate": RATE, "splits": {}}
         for split in SPLITS:
             pools = _pools(split, material)
@@ -627,12 +706,6 @@ def build(
         summary["packages"] = sorted(material.packages | {v.package for v in VOICES if v.synthetic})
         _copy_licences(scratch / "LICENSES", summary["packages"], material)
         (scratch / "corpus.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()
-        os.replace(scratch, out)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
     return summary
 
 

@@ -149,9 +149,14 @@ def _plot(out: Path, history: list[dict], confusion: list[list[int]]) -> None:
     matrix = np.array(confusion)
     axes.imshow(matrix, cmap="Blues")
     axes.set(
-        xticks=range(NUM_CLASSES), yticks=range(NUM_CLASSES), xticklabels=LABELS,
-        yticklabels=LABELS, xlabel="predicted", ylabel="true", title="validation, best epoch",
-    )  # fmt: skip
+        xticks=range(NUM_CLASSES),
+        yticks=range(NUM_CLASSES),
+        xticklabels=LABELS,
+        yticklabels=LABELS,
+        xlabel="predicted",
+        ylabel="true",
+        title="validation, best epoch",
+    )
     for (row, column), count in np.ndenumerate(matrix):
         axes.text(column, row, str(count), ha="center", va="center")
     figure.tight_layout()

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from vocalstream.errors import DataError
+from vocalstream.files import atomic_folder
 
 COMPLETE = ".complete"  # written last, so an interrupted unpack is redone
 
@@ -56,23 +57,21 @@ def debian_package(name: str, cache: Path) -> Path:
     require_program("apt-get", "fetch Debian packages", "apt")
     require_program("dpkg-deb", "unpack Debian packages", "dpkg")
     root.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root.parent, prefix=f".{name}-") as scratch:
-        work = Path(scratch)
-        os.chmod(work, 0o755)  # apt's sandbox user must be able to write the .deb here
+    with (
+        tempfile.TemporaryDirectory(dir=root.parent, prefix=f".{name}-deb-") as download,
+        atomic_folder(root) as unpacked,
+    ):
+        os.chmod(download, 0o755)  # apt's sandbox user must be able to write the .deb here
         hint = " (is the package list current? apt-get update)"
         try:
-            run(["apt-get", "download", name], f"Debian package {name}", cwd=work)
+            run(["apt-get", "download", name], f"Debian package {name}", cwd=Path(download))
         except DataError as error:
             raise DataError(f"{error}{hint}") from error
-        debs = sorted(work.glob("*.deb"))
+        debs = sorted(Path(download).glob("*.deb"))
         if len(debs) != 1:
             raise DataError(f"Debian package {name}: apt-get download left {len(debs)} .deb files")
-        unpacked = work / "root"
         run(["dpkg-deb", "-x", str(debs[0]), str(unpacked)], f"Debian package {name}")
         (unpacked / COMPLETE).write_text(debs[0].name + "\n")
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(unpacked, root)
     return root
 
 

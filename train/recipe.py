@@ -50,13 +50,10 @@ class Recipe:
     split_by_group: bool = True
     seed: int = 42
     separation: bool = True
+    separator: str = "2stems"  # the separator variant whose vocals the model learns from
     copies: int = 1
     members: tuple[str, ...] = ()
     weights: tuple[float, ...] = field(default=())
-
-    @property
-    def is_ensemble(self) -> bool:
-        return bool(self.members) or self.copies > 1
 
     def member_recipes(self, overrides: dict[str, object] | None = None) -> list[Recipe]:
         """The single-model recipes this one trains (overrides applied to each), named as their
@@ -127,8 +124,10 @@ def _validate(recipe: Recipe) -> None:
 
     if recipe.members:
         if recipe.weights and len(recipe.weights) != len(recipe.members):
-            raise RecipeError(f"{recipe.name}: {len(recipe.members)} members but weights for "
-                              f"{len(recipe.weights)}")  # fmt: skip
+            raise RecipeError(
+                f"{recipe.name}: {len(recipe.members)} members but weights for "
+                f"{len(recipe.weights)}"
+            )
         return
     problems = []
     if recipe.architecture not in ARCHITECTURES:

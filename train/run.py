@@ -8,7 +8,7 @@ RUN_DIR/run.json          members and weights, data summary, validation metrics
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,8 +16,8 @@ import torch
 
 from vocalstream import audio
 from vocalstream.errors import VocalstreamError
-from vocalstream.export.separator import cache_dir
-from vocalstream.files import atomic_path
+from vocalstream.files import atomic_path, cache_dir
+from vocalstream.inference.separator import DEFAULT_VARIANT, load_estimator
 from vocalstream.train import data
 from vocalstream.train.engine import (
     Split,
@@ -33,8 +33,7 @@ from vocalstream.train.recipe import Recipe, to_toml
 RUN_SUMMARY = "run.json"
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+_log = logging.getLogger("vocalstream").info
 
 
 def read_examples(source: Path, labels: Path | None = None) -> list[data.Example]:
@@ -44,14 +43,14 @@ def read_examples(source: Path, labels: Path | None = None) -> list[data.Example
     return data.read_seed_folder(source, labels)
 
 
-def feature_cache(separation: bool, device: str, features_dir: Path | None) -> FeatureCache:
+def feature_cache(
+    separation: bool, device: str, features_dir: Path | None, separator: str = DEFAULT_VARIANT
+) -> FeatureCache:
     estimator = None
     if separation:
-        from vocalstream.stream.separation import load_estimator
-
         onnx_device = "auto" if device.startswith("cuda") else "cpu"
-        estimator = load_estimator("onnx", onnx_device, log=lambda message: None)
-    return FeatureCache(features_dir or cache_dir() / "features", separation, estimator)
+        estimator = load_estimator("onnx", onnx_device, separator)
+    return FeatureCache(features_dir or cache_dir() / "features", estimator, separator)
 
 
 def _split(examples: list[data.Example], cache: FeatureCache, progress: bool) -> Split:
@@ -97,7 +96,7 @@ def train_run(
     if recipe.upsample_label0:
         training = data.upsample(training, label=0, copies=recipe.upsample_label0)
 
-    cache = feature_cache(recipe.separation, device, features_dir)
+    cache = feature_cache(recipe.separation, device, features_dir, recipe.separator)
     if context.world > 1 and not context.is_main:
         dist.barrier()  # rank 0 fills the cache first
     train_split = _split(training, cache, progress and context.is_main)
@@ -113,9 +112,15 @@ def train_run(
     results = []
     for member in members:
         best = train_model(
-            member, train_split, validation_split, out / "members" / member.name,
-            device=device, resume=resume, log=log, progress=progress,
-        )  # fmt: skip
+            member,
+            train_split,
+            validation_split,
+            out / "members" / member.name,
+            device=device,
+            resume=resume,
+            log=log,
+            progress=progress,
+        )
         results.append(best)
 
     summary = {
@@ -125,6 +130,7 @@ def train_run(
             for m, w, r in zip(members, weights, results, strict=True)
         ],
         "separation": recipe.separation,
+        "separator": recipe.separator,
         "frontend_version": audio.FRONTEND_VERSION,
         "data": {
             "train": data.counts(training),
@@ -165,7 +171,9 @@ def ensemble_probabilities(
 
 def evaluate_run(run_dir: Path, examples: list[data.Example], device: str = "cpu") -> dict:
     summary = load_run(run_dir)
-    cache = feature_cache(summary["separation"], device, None)
+    cache = feature_cache(
+        summary["separation"], device, None, summary.get("separator", DEFAULT_VARIANT)
+    )
     split = _split(examples, cache, progress=True)
     del cache
     probabilities = ensemble_probabilities(run_dir, summary, split.features, device)
@@ -181,7 +189,9 @@ def predict_folder(run_dir: Path, folder: Path, device: str = "cpu") -> list[tup
     )
     if not files:
         raise VocalstreamError(f"{folder}: no audio files to predict")
-    cache = feature_cache(summary["separation"], device, None)
+    cache = feature_cache(
+        summary["separation"], device, None, summary.get("separator", DEFAULT_VARIANT)
+    )
     features = torch.from_numpy(cache.features(files, progress=True))
     del cache
     probabilities = ensemble_probabilities(run_dir, summary, features, device)

@@ -1,3 +1,34 @@
-"""vocalstream: tell whether audio holds no voice, one male, one female or several voices."""
+"""vocalstream: tell whether audio holds no voice, one male, one female or several voices.
 
-__version__ = "0.1.0"
+    import vocalstream
+    model = vocalstream.load_model()
+    print(model.analyse("song.mp3").segments)
+
+The names below load on first use, so `import vocalstream` (and the CLI's --help) stays quick.
+"""
+
+from vocalstream.version import __version__ as __version__
+
+_API = {"load_model", "Model", "Analysis"}
+_TIMELINE = {"Segment", "Smoothing"}
+__all__ = ["LABELS", "Analysis", "Model", "Result", "Segment", "Smoothing", "load_model"]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from vocalstream import api
+
+        return getattr(api, name)
+    if name in _TIMELINE:
+        from vocalstream.stream import timeline
+
+        return getattr(timeline, name)
+    if name == "Result":
+        from vocalstream.stream.pipeline import Result
+
+        return Result
+    if name == "LABELS":
+        from vocalstream.models.classifiers import LABELS
+
+        return LABELS
+    raise AttributeError(f"module 'vocalstream' has no attribute {name!r}")

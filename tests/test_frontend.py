@@ -1,0 +1,150 @@
+"""The streaming front-end: one separated frame stream, windows cut at any hop, and exactly the
+per-window features the models were trained on when a snippet stands alone."""
+
+import librosa
+import numpy as np
+import pytest
+import soxr
+import torch
+from conftest import SONG, shared
+from test_separation import REFERENCE
+
+from vocalstream import audio
+from vocalstream.inference.frontend import FeatureStream, snippet_features
+from vocalstream.inference.separator import OnnxMaskEstimator
+from vocalstream.stream.separation import Separator
+
+RATE = audio.SEPARATION_RATE
+WINDOW = audio.WINDOW_SECONDS * RATE
+
+
+def slow_vocal_logmel(waveform: np.ndarray, separator: Separator) -> np.ndarray:
+    """The seeds' route: separate, inverse STFT, resample to 22.05 kHz mono, librosa mel."""
+    vocals = separator.separate(waveform)[0].mean(axis=0)
+    mono = soxr.resample(vocals, RATE, audio.CLASSIFIER_RATE, quality="HQ")
+    mel = librosa.feature.melspectrogram(y=mono.astype(np.float32), sr=audio.CLASSIFIER_RATE)
+    return librosa.power_to_db(mel, ref=np.max)
+
+
+def version_one_features(window: np.ndarray, estimator) -> np.ndarray:
+    """Front-end version 1, which the bundled model was trained on: each 3-s window on its own,
+    a centred STFT, 130 frames separated as one run zero-padded to 192, mono vocal power, mel,
+    dB below the window's maximum."""
+    x = torch.from_numpy(window)
+    spectrum = torch.stft(
+        x,
+        4096,
+        1024,
+        window=torch.hann_window(4096),
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )[:, :1024]
+    magnitude = torch.nn.functional.pad(spectrum.abs().transpose(1, 2), (0, 0, 0, 62))
+    mask = estimator(magnitude[None])[0, 0, :, :130].transpose(1, 2)
+    power = (mask * spectrum).mean(dim=0).abs().pow(2).numpy()
+    mel = audio.mel_filters() @ np.pad(power, ((0, 1), (0, 0)))
+    return librosa.power_to_db(mel, ref=np.max, top_db=80.0)[None]
+
+
+def passthrough(magnitude: torch.Tensor) -> torch.Tensor:
+    """A mask estimator that keeps everything: fast, for the stream's bookkeeping."""
+    return torch.ones(magnitude.shape[0], 2, *magnitude.shape[1:])
+
+
+@pytest.fixture(scope="module")
+def estimator(separator_cache):
+    return OnnxMaskEstimator(separator_cache, "cpu")
+
+
+@pytest.fixture(scope="module")
+def windows() -> np.ndarray:
+    """Real 3-s stereo windows at 44.1 kHz, all with a singing voice in them."""
+    mix = audio.load(REFERENCE / "example.mix.flac", RATE, 2)
+    song = audio.load(REFERENCE / "fishin.mix.flac", RATE, 2)
+    return np.stack([mix[:, RATE : RATE + WINDOW], song[:, :WINDOW], song[:, -WINDOW:]])
+
+
+def test_a_snippet_alone_gives_exactly_the_version_one_features(windows, estimator):
+    for window in windows:
+        ours = snippet_features(window, estimator)
+        assert ours.shape == (1, audio.N_MELS, audio.WINDOW_FRAMES)
+        assert np.abs(ours - version_one_features(window, estimator)).max() < 1e-3
+
+
+def test_grids_coincide(windows):
+    """With nothing masked, the features are the classifier's own log-mel of the mono mix."""
+    for window in windows:
+        fused = snippet_features(window, None)[0]
+        mono = soxr.resample(window.mean(axis=0), RATE, audio.CLASSIFIER_RATE)
+        expected = audio.logmel(mono.astype(np.float32))[0, 0].numpy()
+        assert np.abs(fused - expected).mean() < 0.25
+
+
+def test_close_to_the_slow_path_where_there_are_vocals(windows, estimator):
+    separator = Separator(estimator)
+    for index, window in enumerate(windows):
+        difference = np.abs(
+            snippet_features(window, estimator)[0] - slow_vocal_logmel(window, separator)
+        )
+        assert difference.mean() < 3.5, f"window {index}: {difference.mean():.2f} dB"
+
+
+def stream_windows(signal, hop, live=False, block=4410, estimator=passthrough):
+    stream = FeatureStream(estimator, hop, live)
+    windows = []
+    for start in range(0, signal.shape[1], block):
+        windows += stream.push(signal[:, start : start + block])
+    return windows + stream.flush()
+
+
+def test_windows_at_a_hop_with_a_padded_tail():
+    signal = np.random.default_rng(0).normal(0, 0.1, (2, round(10.9 * RATE))).astype(np.float32)
+    windows = stream_windows(signal, 1.0)
+    assert [w.start for w in windows] == [float(i) for i in range(9)]
+    assert [w.padded for w in windows] == [False] * 8 + [True]
+    assert all(w.end == w.start + 3 for w in windows)
+    half = stream_windows(signal, 0.5)
+    assert [w.start for w in half][:3] == [0.0, 0.5, 1.0] and half[-1].padded
+
+
+def test_short_stream_gives_one_padded_window_and_exact_cover_gives_none():
+    (window,) = stream_windows(np.ones((2, RATE), np.float32), 3.0)
+    assert window.padded and window.features.shape == (1, audio.N_MELS, audio.WINDOW_FRAMES)
+    exact = stream_windows(np.ones((2, 2 * WINDOW), np.float32), 3.0)
+    assert [w.padded for w in exact] == [False, False]
+    assert stream_windows(np.zeros((2, 0), np.float32), 1.0) == []
+
+
+def test_hop_must_fit_the_window():
+    with pytest.raises(ValueError, match="hop"):
+        FeatureStream(passthrough, 3.5, live=False)
+
+
+def test_block_size_does_not_change_the_features(estimator):
+    song = audio.load(shared(SONG), RATE, 2)[:, : 20 * RATE]
+    small = stream_windows(song, 1.0, block=1000, estimator=estimator)
+    whole = stream_windows(song, 1.0, block=song.shape[1], estimator=estimator)
+    assert len(small) == len(whole) == 18
+    for a, b in zip(small, whole, strict=True):
+        np.testing.assert_allclose(a.features, b.features, atol=1e-3)
+
+
+def test_live_windows_match_file_windows_on_a_real_song(estimator):
+    """Live mode separates short runs with little context and no look-ahead; its windows stay
+    close to file mode's, which separates in long runs."""
+    song = audio.load(shared(SONG), RATE, 2)[:, 30 * RATE : 60 * RATE]
+    live = stream_windows(song, 0.5, live=True, estimator=estimator)
+    files = stream_windows(song, 0.5, live=False, estimator=estimator)
+    assert [w.start for w in live] == [w.start for w in files]
+    differences = [np.abs(a.features - b.features).mean() for a, b in zip(live, files, strict=True)]
+    assert np.mean(differences) < 3.0, np.mean(differences)
+
+
+def test_memory_stays_bounded_on_a_long_stream():
+    stream = FeatureStream(passthrough, 1.0, live=True)
+    block = np.zeros((2, 4410), np.float32)
+    for _ in range(600):  # a minute
+        stream.push(block)
+    assert stream._mel.shape[1] <= 2 * audio.WINDOW_FRAMES
+    assert stream._samples.shape[1] <= 2 * 4096 + 4410
