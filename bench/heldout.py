@@ -21,7 +21,7 @@ import numpy as np
 from vocalstream import audio
 from vocalstream.inference.frontend import snippet_features
 from vocalstream.inference.model import VoiceModel
-from vocalstream.models.classifiers import LABELS
+from vocalstream.models.labels import LABELS
 from vocalstream.train.engine import classification_report
 
 

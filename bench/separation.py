@@ -41,7 +41,7 @@ def measure(backend: str, seconds: float, repeats: int, threads: int) -> dict:
     clip = np.tile(clip, (1, -(-samples // clip.shape[1])))[:, :samples]
 
     start = time.perf_counter()
-    separator = Separator(load_estimator(backend, "cpu"))
+    separator = Separator(load_estimator(backend, "cpu", variant="2stems"))
     separator.separate(clip)
     cold = time.perf_counter() - start
     warm = []

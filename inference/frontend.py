@@ -18,10 +18,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+import scipy.fft
 
 from vocalstream import audio
-from vocalstream.models.spleeter import SIZE_MULTIPLE
+from vocalstream.models.spleeter_weights import SIZE_MULTIPLE
 
 N_FFT = audio.SEPARATION_N_FFT
 HOP = audio.SEPARATION_HOP
@@ -60,8 +60,9 @@ class FeatureStream:
     """Push blocks [2, n] of 44.1 kHz audio; get each window as soon as its frames are done.
 
     estimator: the separator's mask estimator (vocals first), or None for features of the mix.
-    live: separate as soon as a window waits for it (low latency, short runs with at least
-    `context` frames of past context); otherwise in runs of FILE_RUN_FRAMES (cheapest).
+    live: cut each window as soon as its last sample arrives, separating short runs with at
+    least `context` frames of past context; otherwise wait for full runs of FILE_RUN_FRAMES
+    (cheapest) and for the half FFT frame after each window.
     Memory holds about one window of frames plus one block, whatever the stream's length.
     """
 
@@ -71,23 +72,20 @@ class FeatureStream:
         self.estimator = estimator
         self.hop_seconds = hop_seconds
         self.live = live
-        self.context = (
-            context
-            if context is not None
-            else (LIVE_CONTEXT_FRAMES if live else FILE_CONTEXT_FRAMES)
-        )
-        self._window = audio.hann_window(N_FFT, torch.device("cpu"))
+        if context is None:
+            context = LIVE_CONTEXT_FRAMES if live else FILE_CONTEXT_FRAMES
+        self.context = context
+        self._window = audio.hann_window(N_FFT)
         self._mel_filters = audio.mel_filters()[:, :BINS]  # bin 1024 is zero after masking
         self._samples = np.zeros((2, HALF), np.float32)  # the centred STFT's leading zeros
         self._samples_start = -HALF  # stream index of _samples[:, 0]
         self._received = 0
-        self._spectrum = torch.zeros((2, 0, BINS), dtype=torch.complex64)  # framed, not separated
-        self._history = torch.zeros((2, 0, BINS))  # magnitudes of separated frames, for context
+        self._spectrum = np.zeros((2, 0, BINS), np.complex64)  # framed, not yet separated
+        self._history = np.zeros((2, 0, BINS), np.float32)  # magnitudes separated, for context
         self._mel = np.zeros((audio.N_MELS, 0), np.float32)
         self._mel_start = 0  # frame index of _mel[:, 0]
         self._separated = 0  # frames separated so far
         self._windows = 0  # windows emitted so far
-        self._covered = 0  # stream samples up to the end of the last window emitted
 
     # -- where each window lies
     def _window_start(self, index: int) -> int:
@@ -98,6 +96,11 @@ class FeatureStream:
         return round(self._window_start(index) / HOP)
 
     # -- framing
+    def _stft(self, span: np.ndarray) -> np.ndarray:
+        """Frames of samples [2, n] every HOP -> spectrum [2, frames, BINS]."""
+        frames = np.lib.stride_tricks.sliding_window_view(span, N_FFT, axis=1)[:, ::HOP]
+        return scipy.fft.rfft(frames * self._window, axis=-1)[..., :BINS]
+
     def _frame(self) -> None:
         """STFT frames of every full frame in the sample buffer."""
         framed = self._separated + self._spectrum.shape[1]
@@ -105,68 +108,88 @@ class FeatureStream:
         if available <= 0:
             return
         begin = framed * HOP - HALF - self._samples_start
-        span = torch.from_numpy(self._samples[:, begin : begin + (available - 1) * HOP + N_FFT])
-        spectrum = torch.stft(
-            span, N_FFT, HOP, window=self._window, center=False, return_complex=True
-        )[:, :BINS]  # [2, BINS, available]
-        self._spectrum = torch.cat([self._spectrum, spectrum.transpose(1, 2)], dim=1)
+        spectrum = self._stft(self._samples[:, begin : begin + (available - 1) * HOP + N_FFT])
+        self._spectrum = np.concatenate([self._spectrum, spectrum], axis=1)
         drop = begin + available * HOP
         self._samples = self._samples[:, drop:]
         self._samples_start += drop
 
+    def _provisional(self, needed: int) -> np.ndarray:
+        """Spectrum [2, n, BINS] of the frames up to `needed` whose samples have not all arrived,
+        with zeros for the missing ones, as a window standing alone is padded."""
+        framed = self._separated + self._spectrum.shape[1]
+        span = self._samples[:, : (needed - framed - 1) * HOP + N_FFT]
+        span = np.pad(span, ((0, 0), (0, (needed - framed - 1) * HOP + N_FFT - span.shape[1])))
+        return self._stft(span)
+
     # -- separation
-    def _separate(self, count: int) -> None:
-        """Vocal mel power of the next `count` framed frames."""
+    def _separate(self, count: int, provisional: np.ndarray | None = None) -> np.ndarray:
+        """Mel power of the vocals of the next `count` framed frames, kept for the windows; and
+        of `provisional` frames, separated in the same run and returned, not kept."""
         spectrum = self._spectrum[:, :count]
-        magnitude = spectrum.abs()
+        if provisional is not None:
+            spectrum = np.concatenate([spectrum, provisional], axis=1)
         if self.estimator is None:
             vocals = spectrum
         else:
-            context = min(self._history.shape[1], _round_up(count + self.context) - count)
+            magnitude = np.abs(spectrum)
+            frames = spectrum.shape[1]
+            context = min(self._history.shape[1], _round_up(frames + self.context) - frames)
             past = self._history[:, self._history.shape[1] - context :]
-            frames = torch.cat([past, magnitude], dim=1)
-            padding = _round_up(frames.shape[1]) - frames.shape[1]
-            padded = torch.nn.functional.pad(frames, (0, 0, 0, padding))
-            with torch.inference_mode():
-                mask = self.estimator(padded.unsqueeze(0))[0, 0, :, context : context + count]
-            vocals = mask * spectrum
+            padding = _round_up(context + frames) - context - frames
+            batch = np.pad(
+                np.concatenate([past, magnitude], axis=1), ((0, 0), (0, padding), (0, 0))
+            )
+            vocals = self.estimator(batch[None])[0, 0, :, context : context + frames] * spectrum
             keep = self.context + SIZE_MULTIPLE  # the most context a run can take
-            self._history = torch.cat([self._history, magnitude], dim=1)[:, -keep:]
-        power = torch.view_as_real(vocals.mean(dim=0)).pow(2).sum(-1).numpy()  # [count, BINS]
-        self._mel = np.concatenate([self._mel, self._mel_filters @ power.T], axis=1)
+            self._history = np.concatenate([self._history, magnitude[:, :count]], axis=1)[:, -keep:]
+        mono = vocals.mean(axis=0)
+        mel = self._mel_filters @ (mono.real**2 + mono.imag**2).T  # [N_MELS, frames]
+        self._mel = np.concatenate([self._mel, mel[:, :count]], axis=1)
         self._spectrum = self._spectrum[:, count:]
         self._separated += count
+        return mel[:, count:]
 
-    def _separate_ready(self, waiting_for: int | None) -> None:
-        """Separate full runs; live, also whatever the next window waits for."""
+    def _separate_runs(self) -> None:
         while self._spectrum.shape[1] >= FILE_RUN_FRAMES:
             self._separate(FILE_RUN_FRAMES)
-        framed = self._separated + self._spectrum.shape[1]
-        if waiting_for is not None and self._separated < waiting_for <= framed:
-            self._separate(self._spectrum.shape[1])
 
     # -- windows
-    def _cut(self, padded: bool) -> Window:
+    def _cut(self, padded: bool, tail: np.ndarray | None = None) -> Window:
+        """The next window; `tail`: the mel power of its last frames, when not kept."""
         index = self._windows
         first = self._first_frame(index) - self._mel_start
-        features = window_decibels(self._mel[:, first : first + WINDOW_FRAMES])[None]
+        kept = WINDOW_FRAMES - (0 if tail is None else tail.shape[1])
+        mel = self._mel[:, first : first + kept]
+        if tail is not None:
+            mel = np.concatenate([mel, tail], axis=1)
         start = self._window_start(index)
         self._windows += 1
-        self._covered = start + WINDOW_SAMPLES
         # Frames before the next window's first are no longer needed.
         drop = max(0, self._first_frame(self._windows) - self._mel_start)
         self._mel = self._mel[:, drop:]
         self._mel_start += drop
+        features = window_decibels(mel)[None]
         return Window(index, start / RATE, (start + WINDOW_SAMPLES) / RATE, features, padded)
 
     def _full_windows(self) -> list[Window]:
+        """Windows whose last sample has arrived. Live, a window is cut at once: its last frames,
+        which would need up to half an FFT frame of samples after its end, are computed with
+        zeros there instead (as a window alone is padded) and separated with the frames still
+        pending. Files wait for those samples, and separate in long runs."""
         windows = []
         while self._window_start(self._windows) + WINDOW_SAMPLES <= self._received:
             needed = self._first_frame(self._windows) + WINDOW_FRAMES
-            self._separate_ready(needed if self.live else None)
-            if self._separated < needed:
+            self._separate_runs()
+            if self.live and self._separated < needed:
+                framed = self._separated + self._spectrum.shape[1]
+                provisional = self._provisional(needed) if framed < needed else None
+                tail = self._separate(self._spectrum.shape[1], provisional)
+                windows.append(self._cut(False, tail if tail.shape[1] else None))
+            elif self._separated >= needed:
+                windows.append(self._cut(padded=False))
+            else:
                 break
-            windows.append(self._cut(padded=False))
         return windows
 
     def push(self, block: np.ndarray) -> list[Window]:
@@ -177,8 +200,6 @@ class FeatureStream:
         self._samples = np.concatenate([self._samples, block], axis=1)
         self._received += block.shape[1]
         self._frame()
-        if not self.live:
-            self._separate_ready(None)
         return self._full_windows()
 
     def flush(self) -> list[Window]:

@@ -6,19 +6,11 @@ import logging
 import os
 
 import numpy as np
-import torch
 
 from vocalstream import audio
 from vocalstream.errors import ModelError
-from vocalstream.inference.bundle import (
-    CLASSIFIER,
-    CLASSIFIER_FP16,
-    INPUT,
-    OUTPUT,
-    Bundle,
-    resolve_bundle,
-)
-from vocalstream.inference.device import CUDA, create_session, provider
+from vocalstream.inference.bundle import INPUT, OUTPUT, Bundle, resolve_bundle
+from vocalstream.inference.device import CPU, CUDA, create_session, provider
 from vocalstream.inference.frontend import FeatureStream, snippet_features
 from vocalstream.inference.separator import VARIANTS, OnnxMaskEstimator
 
@@ -28,9 +20,9 @@ log = logging.getLogger("vocalstream")
 class VoiceModel:
     """A model bundle on onnxruntime: audio in (44.1 kHz stereo), class probabilities out.
 
-    The separator and the classifier are two onnxruntime sessions that take turns on the same
-    cores; torch only runs the front-end's small STFT steps, on one thread, so its pool never
-    fights theirs (2 cores: torch with two threads beside onnxruntime cost up to 100x).
+    The separator and the classifier are two onnxruntime sessions sharing the cores (their
+    threads do not spin while idle); the front-end around them is numpy, so no torch thread pool
+    competes with theirs.
     """
 
     def __init__(
@@ -39,16 +31,11 @@ class VoiceModel:
         device: str = "auto",
         threads: int | None = None,
         max_batch: int = 16,
-        fp16: bool = False,
+        precision: str = "auto",
     ):
-        torch.set_num_threads(1)
         self.bundle = bundle if isinstance(bundle, Bundle) else resolve_bundle(bundle)
-        files = self.bundle.manifest["files"]
-        name = CLASSIFIER_FP16 if fp16 or CLASSIFIER not in files else CLASSIFIER
-        if name not in files:
-            raise ModelError(f"{self.bundle.folder}: has no {name} (export it with --fp16)")
-        self.session = create_session(self.bundle.path(name), device, threads)
         self.estimator = None
+        on = None  # the provider that runs, once a session shows it
         if self.bundle.separation:
             self.estimator = OnnxMaskEstimator(self.bundle.separator_path(), device, threads)
             if self.estimator.stems != len(VARIANTS[self.bundle.separator_variant].stems):
@@ -56,18 +43,24 @@ class VoiceModel:
                     f"{self.bundle.folder}: its separator does not match the variant "
                     f"{self.bundle.separator_variant!r} the classifier was trained on"
                 )
+            on = self.estimator.provider
+        on = on or (CPU if device == "cpu" else None)
+        self.classifier = self.bundle.classifier_file(precision, on)
+        self.session = create_session(self.bundle.path(self.classifier), device, threads)
         self.labels = tuple(self.bundle.manifest["labels"])
         self.max_batch = max_batch
         self._binding = self.provider == CUDA
-        log.info(
+        log.debug(
             "model %s: classifier %s, separator %s, onnxruntime %s",
             self.bundle.folder,
-            name,
+            self.classifier,
             self.bundle.separator_variant if self.estimator else "none",
             self.provider,
         )
-        # onnxruntime's first runs allocate and pick kernels (about a second here): pay that now,
-        # not on the first window of a live stream.
+
+    def warm_up(self) -> None:
+        """onnxruntime's first runs allocate and pick kernels (about a second here): a live
+        stream pays that before its first window, not on it."""
         for _ in range(2):
             self.classify_snippets(np.zeros((1, 2, audio.WINDOW_SECONDS * audio.SEPARATION_RATE)))
 

@@ -1,122 +1,85 @@
 """The spleeter mask estimator: exported once to ONNX into the cache, run by onnxruntime (or torch).
 
-A mask estimator maps the stereo magnitude [B, 2, T, SEPARATION_BINS] (T a multiple of 64) to
-masks [B, stems, 2, T, SEPARATION_BINS], stems ordered as in VARIANTS; the vocals come first.
+A mask estimator maps the stereo magnitude [B, 2, T, SEPARATION_BINS] (float32 numpy, T a multiple
+of 64) to masks [B, stems, 2, T, SEPARATION_BINS], the vocals first. Torch is only loaded to build
+a graph into the cache, or for the torch backend.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from vocalstream import audio
 from vocalstream.errors import ModelError
 from vocalstream.files import atomic_path, cache_dir
 from vocalstream.inference.device import create_session, provider, torch_device
-from vocalstream.models.spleeter import (
-    CHECKPOINTS,
-    SIZE_MULTIPLE,
-    STEMS,
-    VocalMask,
-    load_spleeter,
-)
+from vocalstream.models.spleeter_weights import CHECKPOINTS, SIZE_MULTIPLE, STEMS
 
 log = logging.getLogger("vocalstream")
 
-OPSET = 18  # the lowest the dynamo exporter supports
 INPUT, OUTPUT = "magnitude", "masks"
 EXPORT_VERSION = 1  # bump when a graph changes, so caches rebuild
 
-MaskEstimator = Callable[[torch.Tensor], torch.Tensor]
+MaskEstimator = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
 class Variant:
     stems: tuple[str, ...]
-    build: Callable[[], torch.nn.Module]
     description: str
 
 
 VARIANTS = {
-    "2stems": Variant(STEMS, load_spleeter, "both U-Nets and spleeter's ratio mask (official)"),
-    "vocals": Variant(
-        ("vocals",), lambda: VocalMask(load_spleeter().vocals), "the vocal U-Net's own mask"
-    ),
+    # Both U-Nets and the ratio mask between their estimates: what official spleeter computes.
+    "2stems": Variant(STEMS, "both U-Nets and spleeter's ratio mask (official)"),
+    # The vocal U-Net's own sigmoid mask: half the cost, 1.8-2.6 dB mean log-mel difference
+    # from 2stems on real songs (bench/separator_variants.py).
+    "vocals": Variant(("vocals",), "the vocal U-Net's own mask"),
 }
-DEFAULT_VARIANT = "2stems"
+DEFAULT_VARIANT = "vocals"  # what new models are trained on
+LEGACY_VARIANT = "2stems"  # what bundles that record no variant were trained on
 
 
-def _variant(name: str) -> Variant:
+def check_variant(name: str) -> Variant:
     if name not in VARIANTS:
         raise ModelError(f"unknown separator variant {name!r}; known: {', '.join(VARIANTS)}")
     return VARIANTS[name]
 
 
-@contextlib.contextmanager
-def exporter_quiet():
-    """The exporter prints progress and warns about torchvision ops these graphs do not use."""
-    exporter_log = logging.getLogger("torch.onnx")
-    level = exporter_log.level
-    exporter_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore", FutureWarning)
-            yield
-    finally:
-        exporter_log.setLevel(level)
+def build_network(variant: str):
+    """The variant's mask estimator as a torch module, with the pretrained weights."""
+    from vocalstream.models.spleeter import VocalMask, load_spleeter
+
+    check_variant(variant)
+    model = load_spleeter()
+    return model if variant == "2stems" else VocalMask(model.vocals)
 
 
-def export_onnx(
-    model: torch.nn.Module, example: torch.Tensor, path: Path, names: tuple[str, str], dims: dict
-) -> Path:
-    """One ONNX graph of `model` with the dynamic input dimensions `dims` ({axis: Dim}).
-
-    The example needs a batch of 2 or more: a batch-1 example silently fixes the batch at 1.
-    optimize=False: the exporter's onnxscript optimiser corrupts the two-network separator (max
-    mask error 0.47 and NaNs with torch 2.13 / onnxscript 0.7.2); onnxruntime optimises the
-    graph itself when it loads it."""
-    with exporter_quiet():
-        torch.onnx.export(
-            model.eval(),
-            (example,),
-            path,
-            dynamo=True,
-            opset_version=OPSET,
-            optimize=False,
-            external_data=False,
-            input_names=[names[0]],
-            output_names=[names[1]],
-            dynamic_shapes={names[0]: dims},
-            verbose=False,
-        )
-    return path
-
-
-def export_separator(path: str | os.PathLike, variant: str = DEFAULT_VARIANT) -> Path:
+def export_separator(path: str | os.PathLike, variant: str) -> Path:
     """Write a variant's mask estimator as one ONNX graph with dynamic batch and frames."""
+    import torch
+
+    from vocalstream.inference.onnx_export import export_onnx
+
     example = torch.rand(2, 2, 2 * SIZE_MULTIPLE, audio.SEPARATION_BINS)
     dims = {
         0: torch.export.Dim("batch", min=1, max=1024),
         2: SIZE_MULTIPLE * torch.export.Dim("frames_over_64", min=1, max=4096),
     }
-    return export_onnx(_variant(variant).build(), example, Path(path), (INPUT, OUTPUT), dims)
+    return export_onnx(build_network(variant), example, Path(path), (INPUT, OUTPUT), dims)
 
 
 def cached_separator_path(variant: str = DEFAULT_VARIANT) -> Path:
     """The variant's ONNX graph built from the installed spleeter weights, exported on first use."""
-    _variant(variant)
+    check_variant(variant)
     weights = "".join(digest[:8] for _, digest in CHECKPOINTS.values())
-    name = f"spleeter-{variant}-{weights}-v{EXPORT_VERSION}-opset{OPSET}.onnx"
-    path = cache_dir() / name
+    path = cache_dir() / f"spleeter-{variant}-{weights}-v{EXPORT_VERSION}.onnx"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,19 +105,20 @@ class OnnxMaskEstimator:
     def provider(self) -> str:
         return provider(self.session)
 
-    def __call__(self, magnitude: torch.Tensor) -> torch.Tensor:
-        feed = np.ascontiguousarray(magnitude.detach().cpu().numpy(), dtype=np.float32)
-        (masks,) = self.session.run([OUTPUT], {INPUT: feed})
-        return torch.from_numpy(masks)
+    def __call__(self, magnitude: np.ndarray) -> np.ndarray:
+        feed = np.ascontiguousarray(magnitude, dtype=np.float32)
+        return self.session.run([OUTPUT], {INPUT: feed})[0]
 
 
-def torch_estimator(model: torch.nn.Module | None = None, device: str = "cpu") -> MaskEstimator:
+def torch_estimator(model=None, device: str = "cpu") -> MaskEstimator:
     """A mask estimator run by torch on `device` (the official two networks by default)."""
-    model = (model or load_spleeter()).eval().to(device)
+    import torch
 
-    def estimate(magnitude: torch.Tensor) -> torch.Tensor:
+    model = (model or build_network("2stems")).eval().to(device)
+
+    def estimate(magnitude: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return model(magnitude.to(device)).cpu()
+            return model(torch.as_tensor(magnitude).to(device)).cpu().numpy()
 
     return estimate
 
@@ -170,9 +134,9 @@ def load_estimator(
 ) -> MaskEstimator:
     """The pretrained separator on onnxruntime (built into the cache on first use) or torch."""
     if backend == "torch":
-        return torch_estimator(_variant(variant).build(), torch_device(device))
+        return torch_estimator(build_network(variant), torch_device(device))
     if backend != "onnx":
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     estimator = OnnxMaskEstimator(cached_separator_path(variant), device, threads)
-    log.info("separator %s: onnxruntime %s", variant, estimator.provider)
+    log.debug("separator %s: onnxruntime %s", variant, estimator.provider)
     return estimator

@@ -18,10 +18,7 @@ import torch
 from torch import nn
 
 from vocalstream.audio import MEL_MEAN, MEL_STD, N_MELS, WINDOW_FRAMES
-
-NUM_CLASSES = 4
-LABELS = ("no_voice", "male", "female", "several")  # index = class id
-assert len(LABELS) == NUM_CLASSES
+from vocalstream.models.labels import NUM_CLASSES
 
 
 class Normalise(nn.Module):

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from vocalstream import audio
 from vocalstream.files import atomic_path
 from vocalstream.inference.separator import MaskEstimator
-from vocalstream.models.spleeter import SIZE_MULTIPLE, STEMS
+from vocalstream.models.spleeter_weights import SIZE_MULTIPLE, STEMS
 
 N_FFT = audio.SEPARATION_N_FFT
 HOP = audio.SEPARATION_HOP
@@ -30,7 +30,7 @@ BINS = audio.SEPARATION_BINS
 
 
 def _window() -> torch.Tensor:
-    return audio.hann_window(N_FFT, torch.device("cpu"))
+    return torch.from_numpy(audio.hann_window(N_FFT).copy())
 
 
 def _as_stereo(waveform: np.ndarray) -> np.ndarray:
@@ -72,7 +72,8 @@ class Separator:
         spectrum = torch.stft(
             torch.from_numpy(samples), N_FFT, HOP, window=window, center=False, return_complex=True
         )[:, :BINS].transpose(1, 2)  # [2, chunk_frames, BINS]
-        masks = self.estimator(spectrum.abs().unsqueeze(0))[0]  # [stems, 2, chunk_frames, BINS]
+        magnitude = spectrum.abs().unsqueeze(0).numpy()
+        masks = torch.from_numpy(self.estimator(magnitude)[0])  # [stems, 2, chunk_frames, BINS]
         # irfft zero-fills the bins above BINS, as spleeter's mask does.
         frames = torch.fft.irfft(masks * spectrum, n=N_FFT, dim=-1) * window
         # Overlap-add: with N_FFT = 4 * HOP each frame lands on 4 consecutive hops.

@@ -23,8 +23,8 @@ ORCHESTRA = (
 
 @pytest.fixture(scope="session")
 def separator_cache(tmp_path_factory):
-    """A private model cache holding the separator ONNX, built once per test session exactly as
-    a user's first run builds it."""
+    """A private model cache holding the separator graphs of both variants, built once per test
+    session exactly as a user's first run builds them. Yields the default variant's path."""
     import os
 
     from vocalstream.inference.separator import cached_separator_path
@@ -33,8 +33,8 @@ def separator_cache(tmp_path_factory):
     previous = os.environ.get("VOCALSTREAM_CACHE")
     os.environ["VOCALSTREAM_CACHE"] = str(cache)
     try:
-        path = cached_separator_path()
-        yield path
+        cached_separator_path("2stems")
+        yield cached_separator_path()
     finally:
         if previous is None:
             del os.environ["VOCALSTREAM_CACHE"]

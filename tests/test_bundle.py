@@ -64,7 +64,7 @@ def test_manifest_describes_the_ensemble(bundle):
     manifest = json.loads((bundle / MANIFEST).read_text())
     assert [m["weight"] for m in manifest["members"]] == pytest.approx([0.35, 0.35, 0.3])
     assert manifest["separation"] is True and manifest["frontend_version"] == audio.FRONTEND_VERSION
-    assert manifest["separator"] == "2stems"
+    assert manifest["separator"] == "vocals"
     assert manifest["labels"] == ["no_voice", "male", "female", "several"]
     assert set(manifest["files"]) == {"classifier.onnx", "classifier.fp16.onnx"}
     assert all("accuracy" in v for v in manifest["validation"])
@@ -80,12 +80,28 @@ def test_onnx_matches_torch_on_real_windows(runs, bundle, features):
     assert features.shape[0] == 64
     assert np.abs(ours - expected).max() < 1e-4
     assert (ours.argmax(1) == expected.argmax(1)).all()
-    half = VoiceModel(bundle, device="cpu", fp16=True).probabilities(features)
+    half = VoiceModel(bundle, device="cpu", precision="fp16").probabilities(features)
     print(
         f"fp16: max abs diff {np.abs(half - expected).max():.2e}, argmax agreement "
         f"{(half.argmax(1) == expected.argmax(1)).mean():.3f}"
     )
     assert np.abs(half - expected).max() < 1e-2
+
+
+def test_int8_classifier_follows_float32_and_runs_on_the_cpu(runs, features, tmp_path):
+    destination = tmp_path / "int8"
+    export_bundle(
+        runs, destination, [0.7, 0.3], include_separator=False, int8_calibration=features[::2]
+    )
+    manifest = load_bundle(destination).manifest
+    assert set(manifest["files"]) == {"classifier.onnx", "classifier.int8.onnx"}
+    assert manifest["int8_calibration_examples"] == 32
+    full = VoiceModel(destination, device="cpu", precision="fp32").probabilities(features)
+    eight = VoiceModel(destination, device="cpu")  # auto on a CPU: the 8-bit classifier
+    assert eight.classifier == "classifier.int8.onnx"
+    difference = np.abs(eight.probabilities(features) - full).max()
+    print(f"int8: max abs probability difference {difference:.3f}")
+    assert difference < 0.05
 
 
 def test_classifier_runs_the_whole_pipeline(bundle, windows, features):
@@ -152,12 +168,23 @@ def test_export_command(runs, tmp_path, separator_cache):
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert set(load_bundle(out).manifest["files"]) == {"classifier.onnx", "separator.onnx"}
+    smaller = tmp_path / "smaller"
+    corpus = runs[0].parent / "corpus"
+    done = subprocess.run(
+        [*command[:-1], str(smaller), "--fp16-only", "--int8", str(corpus), "--no-separator"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    files = set(load_bundle(smaller).manifest["files"])
+    assert files == {"classifier.fp16.onnx", "classifier.int8.onnx"}
     bad = subprocess.run(
         [*command, "--weights", "0.9,0.3"], capture_output=True, text=True, env=env
     )
     assert bad.returncode == 1 and "sum to 1" in bad.stderr
     assert load_bundle(out)  # the failed export left the good bundle untouched
     # A classifier trained on one separator's vocals never runs on another's.
-    _edit(out, separator="vocals")
-    with pytest.raises(ModelError, match="does not match the variant 'vocals'"):
+    _edit(out, separator="2stems")
+    with pytest.raises(ModelError, match="does not match the variant '2stems'"):
         VoiceModel(out, device="cpu")

@@ -13,14 +13,13 @@ from vocalstream.audio import MEL_MEAN, MEL_STD, N_MELS, WINDOW_FRAMES
 from vocalstream.models.classifiers import (
     ARCHITECTURES,
     CNN4,
-    LABELS,
-    NUM_CLASSES,
     Ensemble,
     Normalise,
     build,
     resnet18,
     resnet34,
 )
+from vocalstream.models.labels import LABELS, NUM_CLASSES
 
 # Measured; they pin the architectures down. The ResNets match torchvision's resnet18 (11,689,512)
 # and resnet34 (21,797,672) with the first conv on 1 channel (3x3 for resnet34) and a 4-class fc.

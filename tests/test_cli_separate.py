@@ -31,9 +31,9 @@ def expected_stems() -> np.ndarray:
 
 def test_separates_the_sample_song(tmp_path, separator_cache, expected_stems):
     output = tmp_path / "vocals.wav"
-    run = vocalstream("separate", SAMPLE, "-o", output, cache=separator_cache)
+    run = vocalstream("separate", SAMPLE, "-o", output, "-v", cache=separator_cache)
     assert run.returncode == 0, run.stderr
-    assert "separator: onnxruntime" in run.stderr and f"wrote {output}" in run.stderr
+    assert "separator 2stems: onnxruntime" in run.stderr and f"wrote {output}" in run.stderr
     written, rate = sf.read(output, dtype="float32", always_2d=True)
     assert rate == 44100 and written.shape == (expected_stems.shape[-1], 2)
     assert sdr(expected_stems[0], written.T) >= 30.0  # the vocals, not the band

@@ -11,7 +11,7 @@ from test_separation import REFERENCE
 
 from vocalstream import audio
 from vocalstream.inference.frontend import FeatureStream, snippet_features
-from vocalstream.inference.separator import OnnxMaskEstimator
+from vocalstream.inference.separator import OnnxMaskEstimator, cached_separator_path
 from vocalstream.stream.separation import Separator
 
 RATE = audio.SEPARATION_RATE
@@ -41,20 +41,21 @@ def version_one_features(window: np.ndarray, estimator) -> np.ndarray:
         return_complex=True,
     )[:, :1024]
     magnitude = torch.nn.functional.pad(spectrum.abs().transpose(1, 2), (0, 0, 0, 62))
-    mask = estimator(magnitude[None])[0, 0, :, :130].transpose(1, 2)
+    mask = torch.from_numpy(estimator(magnitude[None].numpy())[0, 0, :, :130]).transpose(1, 2)
     power = (mask * spectrum).mean(dim=0).abs().pow(2).numpy()
     mel = audio.mel_filters() @ np.pad(power, ((0, 1), (0, 0)))
     return librosa.power_to_db(mel, ref=np.max, top_db=80.0)[None]
 
 
-def passthrough(magnitude: torch.Tensor) -> torch.Tensor:
+def passthrough(magnitude: np.ndarray) -> np.ndarray:
     """A mask estimator that keeps everything: fast, for the stream's bookkeeping."""
-    return torch.ones(magnitude.shape[0], 2, *magnitude.shape[1:])
+    return np.ones((magnitude.shape[0], 1, *magnitude.shape[1:]), np.float32)
 
 
 @pytest.fixture(scope="module")
 def estimator(separator_cache):
-    return OnnxMaskEstimator(separator_cache, "cpu")
+    """The official two networks, which front-end version 1 used."""
+    return OnnxMaskEstimator(cached_separator_path("2stems"), "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +73,14 @@ def test_a_snippet_alone_gives_exactly_the_version_one_features(windows, estimat
         assert np.abs(ours - version_one_features(window, estimator)).max() < 1e-3
 
 
-def test_grids_coincide(windows):
-    """With nothing masked, the features are the classifier's own log-mel of the mono mix."""
+def test_mix_features_are_the_seeds_log_mel(windows):
+    """Without separation, the features are the seeds' librosa log-mel of the 22.05 kHz mono mix:
+    the two grids share bin width and hop."""
     for window in windows:
-        fused = snippet_features(window, None)[0]
-        mono = soxr.resample(window.mean(axis=0), RATE, audio.CLASSIFIER_RATE)
-        expected = audio.logmel(mono.astype(np.float32))[0, 0].numpy()
-        assert np.abs(fused - expected).mean() < 0.25
+        ours = snippet_features(window, None)[0]
+        mono = soxr.resample(window.mean(axis=0), RATE, audio.CLASSIFIER_RATE).astype(np.float32)
+        mel = librosa.feature.melspectrogram(y=mono, sr=audio.CLASSIFIER_RATE)
+        assert np.abs(ours - librosa.power_to_db(mel, ref=np.max)).mean() < 0.25
 
 
 def test_close_to_the_slow_path_where_there_are_vocals(windows, estimator):
@@ -148,3 +150,16 @@ def test_memory_stays_bounded_on_a_long_stream():
         stream.push(block)
     assert stream._mel.shape[1] <= 2 * audio.WINDOW_FRAMES
     assert stream._samples.shape[1] <= 2 * 4096 + 4410
+
+
+def test_live_windows_need_no_sample_after_their_end():
+    """Live, the window is out as soon as its last sample is in; a file waits half an FFT frame
+    for the samples its last frame spans."""
+    signal = np.random.default_rng(1).normal(0, 0.1, (2, WINDOW)).astype(np.float32)
+    live = FeatureStream(passthrough, 1.0, live=True)
+    assert live.push(signal[:, :-1]) == []
+    (window,) = live.push(signal[:, -1:])
+    assert (window.start, window.end, window.padded) == (0.0, 3.0, False)
+    # Standing alone, it is the same window a file gives once the stream ends there.
+    np.testing.assert_allclose(window.features, stream_windows(signal, 1.0)[0].features, atol=1e-3)
+    assert FeatureStream(passthrough, 1.0, live=False).push(signal) == []

@@ -43,3 +43,18 @@ def test_main_command_works_after_install(tmp_path, separator_cache):
     for (_, _, end, *_), (_, start, *_) in zip(rows, rows[1:], strict=False):
         assert end == start  # segments tile the file
     assert {row[3] for row in rows} <= {"no_voice", "male", "female", "several"}
+
+
+def test_python_api_example_runs(separator_cache):
+    """The README's Python example, verbatim, on the bundled model and sample."""
+    match = re.search(r"## Python API\n\n```python\n(.+?)\n```", README, re.DOTALL)
+    assert match, "README.md lacks the Python API example"
+    assert len(match.group(1).splitlines()) <= 6
+    env = {**os.environ, "VOCALSTREAM_CACHE": str(separator_cache.parent)}
+    run = subprocess.run(
+        [sys.executable, "-c", match.group(1)], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    rows = [line.split() for line in run.stdout.splitlines()]
+    assert rows and float(rows[0][0]) == 0.0 and float(rows[-1][1]) > 10
+    assert {row[2] for row in rows} <= {"no_voice", "male", "female", "several"}

@@ -16,7 +16,7 @@ from vocalstream.stream.separation import Separator
 
 @pytest.fixture(scope="module")
 def estimator(separator_cache) -> OnnxMaskEstimator:
-    return OnnxMaskEstimator(separator_cache, device="cpu")
+    return OnnxMaskEstimator(cached_separator_path("2stems"), device="cpu")
 
 
 def real_magnitudes(frames: int, batch: int) -> torch.Tensor:
@@ -41,9 +41,20 @@ def test_masks_match_torch(estimator, frames, batch):
     magnitude = real_magnitudes(frames, batch)
     with torch.inference_mode():
         expected = load_spleeter()(magnitude)
-    masks = estimator(magnitude)
+    masks = estimator(magnitude.numpy())
     assert masks.shape == (magnitude.shape[0], len(STEMS), 2, frames, audio.SEPARATION_BINS)
-    assert (masks - expected).abs().max().item() < 1e-4
+    assert np.abs(masks - expected.numpy()).max() < 1e-4
+
+
+def test_vocal_variant_is_the_vocal_networks_own_mask(separator_cache):
+    """The cheaper variant: one U-Net, its sigmoid mask, one stem."""
+    magnitude = real_magnitudes(192, 2)
+    model = load_spleeter()
+    with torch.inference_mode():
+        expected = model.vocals.mask(magnitude).numpy()
+    masks = OnnxMaskEstimator(separator_cache, device="cpu")(magnitude.numpy())
+    assert masks.shape == (2, 1, 2, 192, audio.SEPARATION_BINS)
+    assert np.abs(masks[:, 0] - expected).max() < 1e-4
 
 
 @pytest.mark.parametrize("clip", CLIPS)

@@ -39,7 +39,7 @@ import soxr
 from vocalstream import audio
 from vocalstream.errors import AudioError, DataError
 from vocalstream.files import atomic_folder, atomic_path, cache_dir
-from vocalstream.models.classifiers import LABELS
+from vocalstream.models.labels import LABELS
 from vocalstream.train import fetch
 from vocalstream.train.data import LABELS_FILE
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from vocalstream import audio
 from vocalstream.errors import AudioError, DataError
-from vocalstream.models.classifiers import LABELS, NUM_CLASSES
+from vocalstream.models.labels import LABELS, NUM_CLASSES
 
 LABELS_FILE = "train_label.txt"
 MANIFEST_COLUMNS = ("path", "label", "group")  # the columns read; others are allowed

@@ -22,7 +22,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from vocalstream.files import atomic_path
-from vocalstream.models.classifiers import LABELS, NUM_CLASSES, build
+from vocalstream.models.classifiers import build
+from vocalstream.models.labels import LABELS, NUM_CLASSES
 from vocalstream.train.augment import mask_time_and_frequency, mixup, mixup_loss, reverse_time
 from vocalstream.train.recipe import Recipe
 

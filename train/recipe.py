@@ -50,7 +50,7 @@ class Recipe:
     split_by_group: bool = True
     seed: int = 42
     separation: bool = True
-    separator: str = "2stems"  # the separator variant whose vocals the model learns from
+    separator: str = "vocals"  # the separator variant whose vocals the model learns from
     copies: int = 1
     members: tuple[str, ...] = ()
     weights: tuple[float, ...] = field(default=())

@@ -12,12 +12,13 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vocalstream import audio
 from vocalstream.errors import VocalstreamError
 from vocalstream.files import atomic_path, cache_dir
-from vocalstream.inference.separator import DEFAULT_VARIANT, load_estimator
+from vocalstream.inference.separator import DEFAULT_VARIANT, LEGACY_VARIANT, load_estimator
 from vocalstream.train import data
 from vocalstream.train.engine import (
     Split,
@@ -172,7 +173,7 @@ def ensemble_probabilities(
 def evaluate_run(run_dir: Path, examples: list[data.Example], device: str = "cpu") -> dict:
     summary = load_run(run_dir)
     cache = feature_cache(
-        summary["separation"], device, None, summary.get("separator", DEFAULT_VARIANT)
+        summary["separation"], device, None, summary.get("separator", LEGACY_VARIANT)
     )
     split = _split(examples, cache, progress=True)
     del cache
@@ -190,12 +191,23 @@ def predict_folder(run_dir: Path, folder: Path, device: str = "cpu") -> list[tup
     if not files:
         raise VocalstreamError(f"{folder}: no audio files to predict")
     cache = feature_cache(
-        summary["separation"], device, None, summary.get("separator", DEFAULT_VARIANT)
+        summary["separation"], device, None, summary.get("separator", LEGACY_VARIANT)
     )
     features = torch.from_numpy(cache.features(files, progress=True))
     del cache
     probabilities = ensemble_probabilities(run_dir, summary, features, device)
     return [(p.stem, int(c)) for p, c in zip(files, probabilities.argmax(1), strict=True)]
+
+
+def calibration_features(run_dir: Path, source: Path, count: int = 256) -> np.ndarray:
+    """Features of up to `count` examples of `source`, spread evenly over it, computed as the
+    run's training computed them: what an 8-bit classifier is calibrated on."""
+    summary = load_run(run_dir)
+    examples = read_examples(source)
+    chosen = examples[:: max(1, len(examples) // count)][:count]
+    variant = summary.get("separator", LEGACY_VARIANT)
+    cache = feature_cache(summary["separation"], "cpu", None, variant)
+    return cache.features([e.path for e in chosen])
 
 
 def write_predictions(rows: list[tuple[str, int]], destination: Path) -> None:

@@ -28,7 +28,7 @@ def __getattr__(name: str):
 
         return Result
     if name == "LABELS":
-        from vocalstream.models.classifiers import LABELS
+        from vocalstream.models.labels import LABELS
 
         return LABELS
     raise AttributeError(f"module 'vocalstream' has no attribute {name!r}")

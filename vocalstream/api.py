@@ -91,6 +91,7 @@ class Model:
     def __init__(self, engine: VoiceModel):
         self.engine = engine
         self.labels = engine.labels
+        self._warm = False
 
     @property
     def provider(self) -> str:
@@ -141,6 +142,9 @@ class Model:
 
         blocks: [n] or [channels, n] arrays at `sample_rate`, as they arrive. When the model
         falls behind, the oldest pending windows are dropped (Result.dropped counts them)."""
+        if not self._warm:
+            self.engine.warm_up()
+            self._warm = True
         pipeline = Pipeline(self.engine, hop, live=True, max_pending=max_pending)
         return LiveStream(pipeline, pipeline.run(_converted(blocks, sample_rate), stop))
 

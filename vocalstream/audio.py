@@ -1,4 +1,5 @@
-"""Audio constants and the front-end: decoding, resampling, channel mixing and log-mel features.
+"""Audio constants and the audio front-end: decoding, resampling, channel mixing, windows and the
+mel filterbank.
 
 Every sample rate, FFT size, hop and window length in vocalstream is defined here and nowhere else;
 derived values are computed from the base ones.
@@ -8,16 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
 import os
 from collections.abc import Iterator
 
-import librosa
 import numpy as np
 import soundfile as sf
 import soxr
-import torch
 
 from vocalstream.errors import AudioError
+from vocalstream.files import atomic_path, cache_dir
 
 # Vocal separation: spleeter 2stems works on 44.1 kHz stereo.
 SEPARATION_RATE = 44100
@@ -196,52 +197,30 @@ def load(path: str | os.PathLike, sr: int, channels: int = 1) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def mel_filters() -> np.ndarray:
-    """The classifier's mel filterbank [N_MELS, 1 + CLASSIFIER_N_FFT // 2] (librosa's defaults)."""
-    filters = librosa.filters.mel(sr=CLASSIFIER_RATE, n_fft=CLASSIFIER_N_FFT, n_mels=N_MELS)
+    """The classifier's mel filterbank [N_MELS, 1 + CLASSIFIER_N_FFT // 2] (librosa's defaults).
+
+    Kept in the cache after its first computation: importing librosa takes about a second,
+    which every run would otherwise pay."""
+    version = importlib.metadata.version("librosa")
+    name = f"mel-{CLASSIFIER_RATE}-{CLASSIFIER_N_FFT}-{N_MELS}-librosa{version}.npy"
+    path = cache_dir() / name
+    if path.is_file():
+        filters = np.load(path)
+    else:
+        import librosa
+
+        filters = librosa.filters.mel(sr=CLASSIFIER_RATE, n_fft=CLASSIFIER_N_FFT, n_mels=N_MELS)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as scratch:
+            np.save(scratch, filters)
     filters.flags.writeable = False
     return filters
 
 
-@functools.lru_cache(maxsize=8)
-def _mel_filters(device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(mel_filters().copy()).to(device)
-
-
-@functools.lru_cache(maxsize=8)
-def hann_window(n_fft: int, device: torch.device) -> torch.Tensor:
-    """The periodic Hann window librosa and spleeter use."""
-    return torch.hann_window(n_fft, periodic=True, device=device)
-
-
-def logmel_from_power(power: torch.Tensor) -> torch.Tensor:
-    """Power spectrogram [B, 1 + CLASSIFIER_N_FFT // 2, T] on the classifier's frequency grid
-    -> log-mel [B, 1, N_MELS, T] in dB relative to each example's maximum, floored at -TOP_DB.
-
-    The per-example reference makes the result independent of the spectrum's overall scale.
-    """
-    mel = torch.matmul(_mel_filters(power.device), power)
-    db = 10.0 * torch.log10(torch.clamp(mel, min=AMIN))
-    db = db - db.amax(dim=(-2, -1), keepdim=True)
-    return torch.clamp(db, min=-TOP_DB).unsqueeze(1)
-
-
-def logmel(waveform: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Mono waveform [B, n] or [n] at CLASSIFIER_RATE -> log-mel [B, 1, N_MELS, 1 + n // hop].
-
-    Equal to librosa.power_to_db(librosa.feature.melspectrogram(y, sr=22050), ref=np.max),
-    computed with torch so it can run batched and inside an ONNX graph.
-    """
-    x = torch.as_tensor(waveform, dtype=torch.float32)
-    if x.ndim == 1:
-        x = x.unsqueeze(0)
-    spectrum = torch.stft(
-        x,
-        CLASSIFIER_N_FFT,
-        CLASSIFIER_HOP,
-        window=hann_window(CLASSIFIER_N_FFT, x.device),
-        center=True,
-        pad_mode="constant",
-        return_complex=True,
-    )
-    power = torch.view_as_real(spectrum).pow(2).sum(-1)
-    return logmel_from_power(power)
+@functools.lru_cache(maxsize=4)
+def hann_window(n_fft: int) -> np.ndarray:
+    """The periodic Hann window librosa and spleeter use, float32."""
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+    window = window.astype(np.float32)
+    window.flags.writeable = False
+    return window

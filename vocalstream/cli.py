@@ -149,7 +149,7 @@ def separate(source: Path, output: Path, stem: str, backend: str, compute: str):
     audio.writable_format(output)  # fail on bad arguments before loading any model
     audio.duration(source)
     started = time.perf_counter()
-    separator = Separator(load_estimator(backend, compute))
+    separator = Separator(load_estimator(backend, compute, variant="2stems"))
     seconds = separate_file(source, output, separator, stem, progress=_progress())
     elapsed = time.perf_counter() - started
     log.info("wrote %s (%s, %.1f s of audio in %.1f s)", output, stem, seconds, elapsed)
@@ -313,7 +313,7 @@ def corpus_build(out, seed, train_count, validation_count, test_count, cache):
 def evaluate(run_dir: Path, data_path: Path, labels: Path | None, compute: str):
     """Accuracy, per-class precision/recall/F1 and the confusion matrix of a trained RUN."""
     from vocalstream.inference.device import torch_device
-    from vocalstream.models.classifiers import LABELS
+    from vocalstream.models.labels import LABELS
     from vocalstream.train.run import evaluate_run, read_examples
 
     report = evaluate_run(run_dir, read_examples(data_path, labels), torch_device(compute))
@@ -373,7 +373,14 @@ def predict(folder: Path, output: Path, run_dir: Path, compute: str):
 @click.option(
     "--fp16-only",
     is_flag=True,
-    help="Write only the float16 classifier (half the size), which is then used.",
+    help="Leave the float32 classifier out: float16 (half the size), and 8-bit with --int8.",
+)
+@click.option(
+    "--int8",
+    "int8_data",
+    type=click.Path(path_type=Path),
+    help="Also write an 8-bit classifier (the fastest on a CPU), calibrated on up to 256 "
+    "examples of this folder or manifest (as train --data), spread evenly.",
 )
 @click.option(
     "--no-separator",
@@ -381,9 +388,10 @@ def predict(folder: Path, output: Path, run_dir: Path, compute: str):
     help="Leave the separator out; it is then built from the installed weights on first use.",
 )
 @_verbosity
-def export_command(runs, output, weights, fp16, fp16_only, no_separator):
+def export_command(runs, output, weights, fp16, fp16_only, int8_data, no_separator):
     """Export trained RUNs as one ONNX ensemble in a checksummed model bundle."""
     from vocalstream.export.bundle import export_bundle
+    from vocalstream.train.run import calibration_features
 
     parsed = None
     if weights:
@@ -392,8 +400,15 @@ def export_command(runs, output, weights, fp16, fp16_only, no_separator):
         except ValueError as error:
             message = f"--weights takes numbers like 0.5,0.5, got {weights!r}"
             raise VocalstreamError(message) from error
+    calibration = calibration_features(runs[0], int8_data) if int8_data else None
     manifest = export_bundle(
-        list(runs), output, parsed, fp16 or fp16_only, not no_separator, fp32=not fp16_only
+        list(runs),
+        output,
+        parsed,
+        fp16 or fp16_only,
+        not no_separator,
+        fp32=not fp16_only,
+        int8_calibration=calibration,
     )
     for name in manifest["files"]:
         log.info("%s: %.1f MB", output / name, (output / name).stat().st_size / 1e6)
@@ -675,6 +690,7 @@ def listen(
             blocks = microphone.blocks(stop)
         out = stack.enter_context(output.open("a")) if output else sys.stdout
         live = loaded.stream(limited(blocks, samples), hop=hop, stop=stop)
+        log.debug("listening: a window every %g s", hop)
         for result in live:
             out.write(json.dumps(window_event(result)) + "\n")
             out.flush()
