@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -75,6 +76,9 @@ def to_int8(source: Path, destination: Path, calibration: np.ndarray) -> Path:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.optimized_model_filepath = str(folded)
     ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+    quantiser_log = logging.getLogger()  # onnxruntime's quantiser advises on the root logger
+    level = quantiser_log.level
+    quantiser_log.setLevel(logging.ERROR)
     try:
         quantize_static(
             str(folded),
@@ -86,6 +90,7 @@ def to_int8(source: Path, destination: Path, calibration: np.ndarray) -> Path:
             per_channel=True,
         )
     finally:
+        quantiser_log.setLevel(level)
         folded.unlink(missing_ok=True)
     return destination
 

@@ -31,8 +31,8 @@ HALF = N_FFT // 2
 WINDOW_SAMPLES = audio.WINDOW_SECONDS * RATE  # 132300 samples of 44.1 kHz audio
 WINDOW_FRAMES = audio.WINDOW_FRAMES  # 130 frames
 
-FILE_RUN_FRAMES = 448  # file mode: new frames per separator call, with 64 frames of context
-FILE_CONTEXT_FRAMES = 64  # 448 + 64 = 512, the official model's segment
+FILE_RUN_FRAMES = 480  # file mode: new frames per separator call, with 32 frames of context
+FILE_CONTEXT_FRAMES = 32  # 480 + 32 = 512, the official model's segment
 LIVE_CONTEXT_FRAMES = 16  # live mode: at least this much context beside the newest frames
 
 

@@ -50,7 +50,7 @@ class Pipeline:
         hop_seconds: float,
         live: bool,
         max_pending: int = 8,
-        batch: int = 8,
+        batch: int = 16,
     ):
         self.model = model
         self.hop_seconds = hop_seconds

@@ -8,6 +8,7 @@ from conftest import REPO, SONG, shared
 
 from vocalstream.inference.bundle import (
     CLASSIFIER_FP16,
+    CLASSIFIER_INT8,
     DEFAULT_BUNDLE,
     SEPARATOR,
     resolve_bundle,
@@ -24,7 +25,7 @@ def test_the_default_bundle_is_intact_and_small():
     assert size <= BUDGET_BYTES, f"{size / 1e6:.1f} MB"
     # The separator is built from the installed weights at first use, never committed.
     assert SEPARATOR not in bundle.manifest["files"] and bundle.separation
-    assert set(bundle.manifest["files"]) == {CLASSIFIER_FP16}
+    assert set(bundle.manifest["files"]) == {CLASSIFIER_FP16, CLASSIFIER_INT8}
     assert [m["architecture"] for m in bundle.manifest["members"]] == ["cnn4", "resnet18"]
 
 
