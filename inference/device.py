@@ -34,7 +34,7 @@ def torch_device(requested: str = "auto") -> str:
     """ "cuda" or "cpu" for torch: "auto" takes CUDA when torch can use it, "cuda" insists."""
     _check(requested)
     if requested == "cuda" and not _torch_cuda():
-        raise ModelError("CUDA was asked for but torch cannot use it here; use --device cpu")
+        raise ModelError("CUDA was asked for but torch cannot use it here; use --compute cpu")
     chosen = "cuda" if requested in ("auto", "cuda") and _torch_cuda() else "cpu"
     log.info("torch device: %s", chosen)
     return chosen
@@ -70,7 +70,7 @@ def create_session(
     if device == "cuda" and provider(session) != CUDA:
         raise ModelError(
             "CUDA was asked for but onnxruntime cannot use it here "
-            f"(available: {', '.join(ort.get_available_providers())}); use --device cpu or auto"
+            f"(available: {', '.join(ort.get_available_providers())}); use --compute cpu or auto"
         )
     return session
 
