@@ -7,7 +7,16 @@
 The names below load on first use, so `import vocalstream` (and the CLI's --help) stays quick.
 """
 
+import os as _os
+
 from vocalstream.version import __version__ as __version__
+
+# Run from a source checkout (the current folder on sys.path), this folder is found before the
+# installed package, and the product's other folders (inference/, stream/, ...) sit beside it, as
+# setup.cfg maps them under vocalstream.*: look for them there too.
+_checkout = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+if _os.path.isfile(_os.path.join(_checkout, "setup.cfg")) and _checkout not in __path__:
+    __path__.append(_checkout)
 
 _API = {"load_model", "Model", "Analysis"}
 _TIMELINE = {"Segment", "Smoothing"}
