@@ -73,7 +73,6 @@ def listen_mode(signal: np.ndarray, seconds: float, hop: float, model: list[str]
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=False,
     )
     block = int(BLOCK_SECONDS * audio.SEPARATION_RATE)
     total = int(seconds * audio.SEPARATION_RATE)

@@ -38,7 +38,7 @@ class VoiceModel:
         on = None  # the provider that runs, once a session shows it
         if self.bundle.separation:
             self.estimator = OnnxMaskEstimator(self.bundle.separator_path(), device, threads)
-            if self.estimator.stems != len(VARIANTS[self.bundle.separator_variant].stems):
+            if self.estimator.stems != len(VARIANTS[self.bundle.separator_variant]):
                 raise ModelError(
                     f"{self.bundle.folder}: its separator does not match the variant "
                     f"{self.bundle.separator_variant!r} the classifier was trained on"
