@@ -148,6 +148,7 @@ def export_bundle(
     ensemble, members, summaries = ensemble_of_runs(runs, weights)
     separation = _agreed(summaries, "separation", what="vocal separation")
     variant = _agreed(summaries, "separator", LEGACY_VARIANT, "the separator variant")
+    reference = _agreed(summaries, "reference", "window", "the features' reference level")
     version = _agreed(summaries, "frontend_version", what="the front-end version")
     if version != audio.FRONTEND_VERSION:
         raise ModelError(
@@ -171,6 +172,7 @@ def export_bundle(
             "frontend_version": audio.FRONTEND_VERSION,
             "separation": separation,
             "separator": variant,
+            "reference": reference,
             "separator_weights_sha256": [digest for _, digest in CHECKPOINTS.values()],
             "audio": {
                 "separation_rate": audio.SEPARATION_RATE,

@@ -25,6 +25,7 @@ from vocalstream import audio
 from vocalstream.errors import ModelError
 from vocalstream.files import sha256
 from vocalstream.inference.device import CPU, CUDA
+from vocalstream.inference.frontend import REFERENCES
 from vocalstream.inference.separator import LEGACY_VARIANT, VARIANTS, cached_separator_path
 from vocalstream.models.spleeter_weights import CHECKPOINTS
 
@@ -65,6 +66,12 @@ class Bundle:
         """The separator whose features the classifier was trained on (bundles written before
         variants existed used the official two networks)."""
         return self.manifest.get("separator", LEGACY_VARIANT)
+
+    @property
+    def reference(self) -> str:
+        """What the classifier's decibels are measured against (frontend.REFERENCES); bundles
+        written before the choice existed used each window's own maximum."""
+        return self.manifest.get("reference", "window")
 
     def classifier_file(self, precision: str = "auto", provider: str | None = None) -> str:
         """The classifier to run: `precision` (fp32, fp16, int8), or with "auto" the best the
@@ -118,6 +125,11 @@ def load_bundle(folder: str | os.PathLike) -> Bundle:
         raise ModelError(
             f"{folder}: trained on separator variant {variant!r}, which this vocalstream does "
             f"not have ({', '.join(VARIANTS)})"
+        )
+    if manifest.get("reference", "window") not in REFERENCES:
+        raise ModelError(
+            f"{folder}: its features are measured against {manifest['reference']!r}, which this "
+            f"vocalstream does not compute ({', '.join(REFERENCES)})"
         )
     if not set(CLASSIFIERS.values()) & set(manifest.get("files", {})):
         raise ModelError(f"{folder}: the manifest lists no classifier")

@@ -4,9 +4,12 @@ framed and separated once.
 Frames lie on one grid for the whole stream: frame k is centred on sample k * SEPARATION_HOP, with
 zeros before the start, as a centred STFT pads. Mask estimation runs on runs of new frames with
 real past frames as left context, padded on the right to the U-Net's multiple of 64. Each frame's
-vocal power goes through the mel filters once. A window is 130 consecutive mel frames, cut at any
-hop, and only then normalised to its own maximum (the seeds' ref=max dB), so overlapping windows
-share all the work before that step.
+vocal power, and the mix's, goes through the mel filters once. A window is 130 consecutive mel
+frames, cut at any hop, and only then turned into decibels below a reference, so overlapping
+windows share all the work before that step. The reference is the window's own vocal maximum (the
+seeds' ref=max), which keeps the shape of the vocals and discards their level, or the mix's
+maximum, which keeps how loud the vocals are beside the music. Every window also reports that
+level as one number: the vocals' energy relative to the mix's, in dB.
 
 On an isolated 3-s snippet this gives exactly the per-window features the models were trained
 on: 130 frames of a centred STFT, separated as one run padded to 192 frames.
@@ -35,41 +38,81 @@ FILE_RUN_FRAMES = 480  # file mode: new frames per separator call, with 32 frame
 FILE_CONTEXT_FRAMES = 32  # 480 + 32 = 512, the official model's segment
 LIVE_CONTEXT_FRAMES = 16  # live mode: at least this much context beside the newest frames
 
+# What a window's decibels are measured against: its own vocal maximum, or the mix's maximum.
+REFERENCES = ("window", "mix")
+
 
 @dataclass(frozen=True)
 class Window:
     index: int
     start: float  # seconds from the start of the stream
     end: float
-    features: np.ndarray  # [1, N_MELS, WINDOW_FRAMES] log-mel, dB below the window's maximum
+    features: np.ndarray  # [1, N_MELS, WINDOW_FRAMES] log-mel of the vocals, dB below a reference
     padded: bool  # the stream ended inside it: zeros fill the rest
+    vocal_level: float  # the vocals' energy relative to the mix's, dB (0 without separation)
 
 
 def _round_up(frames: int) -> int:
     return math.ceil(frames / SIZE_MULTIPLE) * SIZE_MULTIPLE
 
 
+def _decibels(power: np.ndarray) -> np.ndarray:
+    return 10.0 * np.log10(np.maximum(power, audio.AMIN))
+
+
 def window_decibels(mel_power: np.ndarray) -> np.ndarray:
     """Mel power [..., N_MELS, T] -> dB below each window's maximum, floored at -TOP_DB."""
-    decibels = 10.0 * np.log10(np.maximum(mel_power, audio.AMIN))
+    decibels = _decibels(mel_power)
     decibels -= decibels.max(axis=(-2, -1), keepdims=True)
     return np.maximum(decibels, -audio.TOP_DB).astype(np.float32)
+
+
+def window_features(vocals: np.ndarray, mix: np.ndarray, reference: str) -> np.ndarray:
+    """Mel power of a window's vocals and mix [N_MELS, T] -> the vocals in dB below the
+    reference (REFERENCES), floored at -TOP_DB: [1, N_MELS, T]."""
+    if reference == "window":
+        return window_decibels(vocals)[None]
+    decibels = _decibels(vocals)
+    # A mono mean of out-of-phase channels can leave a vocal cell above the mix's.
+    top = max(float(decibels.max()), float(_decibels(mix).max()))
+    return np.maximum(decibels - top, -audio.TOP_DB).astype(np.float32)[None]
+
+
+def vocal_level(vocals: np.ndarray, mix: np.ndarray) -> float:
+    """The vocals' energy relative to the mix's over a window, dB in [-TOP_DB, 0] (digital
+    silence holds no vocals: -TOP_DB)."""
+    mix_energy = float(mix.sum(dtype=np.float64))
+    if mix_energy <= audio.AMIN:
+        return -audio.TOP_DB
+    ratio = max(float(vocals.sum(dtype=np.float64)), audio.AMIN) / mix_energy
+    return float(np.clip(10.0 * np.log10(ratio), -audio.TOP_DB, 0.0))
 
 
 class FeatureStream:
     """Push blocks [2, n] of 44.1 kHz audio; get each window as soon as its frames are done.
 
     estimator: the separator's mask estimator (vocals first), or None for features of the mix.
+    reference: what each window's decibels are measured against (REFERENCES).
     live: cut each window as soon as its last sample arrives, separating short runs with at
     least `context` frames of past context; otherwise wait for full runs of FILE_RUN_FRAMES
     (cheapest) and for the half FFT frame after each window.
     Memory holds about one window of frames plus one block, whatever the stream's length.
     """
 
-    def __init__(self, estimator, hop_seconds: float, live: bool, context: int | None = None):
+    def __init__(
+        self,
+        estimator,
+        hop_seconds: float,
+        live: bool,
+        context: int | None = None,
+        reference: str = "window",
+    ):
         if not 0 < hop_seconds <= audio.WINDOW_SECONDS:
             raise ValueError(f"hop must lie in (0, {audio.WINDOW_SECONDS}] seconds")
+        if reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {REFERENCES}")
         self.estimator = estimator
+        self.reference = reference
         self.hop_seconds = hop_seconds
         self.live = live
         if context is None:
@@ -82,7 +125,7 @@ class FeatureStream:
         self._received = 0
         self._spectrum = np.zeros((2, 0, BINS), np.complex64)  # framed, not yet separated
         self._history = np.zeros((2, 0, BINS), np.float32)  # magnitudes separated, for context
-        self._mel = np.zeros((audio.N_MELS, 0), np.float32)
+        self._mel = np.zeros((2, audio.N_MELS, 0), np.float32)  # vocals, mix
         self._mel_start = 0  # frame index of _mel[:, 0]
         self._separated = 0  # frames separated so far
         self._windows = 0  # windows emitted so far
@@ -124,8 +167,9 @@ class FeatureStream:
 
     # -- separation
     def _separate(self, count: int, provisional: np.ndarray | None = None) -> np.ndarray:
-        """Mel power of the vocals of the next `count` framed frames, kept for the windows; and
-        of `provisional` frames, separated in the same run and returned, not kept."""
+        """Mel power [2, N_MELS, n] of the vocals and the mix of the next `count` framed frames,
+        kept for the windows; and of `provisional` frames, separated in the same run and
+        returned, not kept."""
         spectrum = self._spectrum[:, :count]
         if provisional is not None:
             spectrum = np.concatenate([spectrum, provisional], axis=1)
@@ -143,12 +187,17 @@ class FeatureStream:
             vocals = self.estimator(batch[None])[0, 0, :, context : context + frames] * spectrum
             keep = self.context + SIZE_MULTIPLE  # the most context a run can take
             self._history = np.concatenate([self._history, magnitude[:, :count]], axis=1)[:, -keep:]
-        mono = vocals.mean(axis=0)
-        mel = self._mel_filters @ (mono.real**2 + mono.imag**2).T  # [N_MELS, frames]
-        self._mel = np.concatenate([self._mel, mel[:, :count]], axis=1)
+        mel = self._mel_power(vocals)
+        mel = np.stack([mel, mel if self.estimator is None else self._mel_power(spectrum)])
+        self._mel = np.concatenate([self._mel, mel[..., :count]], axis=-1)
         self._spectrum = self._spectrum[:, count:]
         self._separated += count
-        return mel[:, count:]
+        return mel[..., count:]
+
+    def _mel_power(self, spectrum: np.ndarray) -> np.ndarray:
+        """Stereo spectrum [2, frames, BINS] -> mel power of its mono mean [N_MELS, frames]."""
+        mono = spectrum.mean(axis=0)
+        return self._mel_filters @ (mono.real**2 + mono.imag**2).T
 
     def _separate_runs(self) -> None:
         while self._spectrum.shape[1] >= FILE_RUN_FRAMES:
@@ -159,18 +208,25 @@ class FeatureStream:
         """The next window; `tail`: the mel power of its last frames, when not kept."""
         index = self._windows
         first = self._first_frame(index) - self._mel_start
-        kept = WINDOW_FRAMES - (0 if tail is None else tail.shape[1])
-        mel = self._mel[:, first : first + kept]
+        kept = WINDOW_FRAMES - (0 if tail is None else tail.shape[-1])
+        mel = self._mel[..., first : first + kept]
         if tail is not None:
-            mel = np.concatenate([mel, tail], axis=1)
+            mel = np.concatenate([mel, tail], axis=-1)
         start = self._window_start(index)
         self._windows += 1
         # Frames before the next window's first are no longer needed.
         drop = max(0, self._first_frame(self._windows) - self._mel_start)
-        self._mel = self._mel[:, drop:]
+        self._mel = self._mel[..., drop:]
         self._mel_start += drop
-        features = window_decibels(mel)[None]
-        return Window(index, start / RATE, (start + WINDOW_SAMPLES) / RATE, features, padded)
+        vocals, mix = mel
+        return Window(
+            index,
+            start / RATE,
+            (start + WINDOW_SAMPLES) / RATE,
+            window_features(vocals, mix, self.reference),
+            padded,
+            vocal_level(vocals, mix),
+        )
 
     def _full_windows(self) -> list[Window]:
         """Windows whose last sample has arrived. Live, a window is cut at once: its last frames,
@@ -185,7 +241,7 @@ class FeatureStream:
                 framed = self._separated + self._spectrum.shape[1]
                 provisional = self._provisional(needed) if framed < needed else None
                 tail = self._separate(self._spectrum.shape[1], provisional)
-                windows.append(self._cut(False, tail if tail.shape[1] else None))
+                windows.append(self._cut(False, tail if tail.shape[-1] else None))
             elif self._separated >= needed:
                 windows.append(self._cut(padded=False))
             else:
@@ -227,10 +283,10 @@ class FeatureStream:
         return windows
 
 
-def snippet_features(waveform: np.ndarray, estimator) -> np.ndarray:
+def snippet_features(waveform: np.ndarray, estimator, reference: str = "window") -> np.ndarray:
     """Features [1, N_MELS, WINDOW_FRAMES] of a snippet's first 3 s on its own (zero-padded if
     shorter): waveform [2, n] or [n] at 44.1 kHz. This is how training sees its examples."""
     waveform = np.asarray(waveform, dtype=np.float32)
     waveform = waveform.reshape(-1, waveform.shape[-1])[:, :WINDOW_SAMPLES]
-    stream = FeatureStream(estimator, audio.WINDOW_SECONDS, live=False)
+    stream = FeatureStream(estimator, audio.WINDOW_SECONDS, live=False, reference=reference)
     return (stream.push(waveform) + stream.flush())[0].features

@@ -70,7 +70,7 @@ class VoiceModel:
 
     def feature_stream(self, hop_seconds: float, live: bool) -> FeatureStream:
         """A fresh front-end for one stream of 44.1 kHz stereo audio."""
-        return FeatureStream(self.estimator, hop_seconds, live)
+        return FeatureStream(self.estimator, hop_seconds, live, reference=self.bundle.reference)
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities [B, len(labels)] of features [B, 1, N_MELS, WINDOW_FRAMES]."""
@@ -93,5 +93,6 @@ class VoiceModel:
     def classify_snippets(self, snippets: np.ndarray) -> np.ndarray:
         """Probabilities [B, len(labels)] of the first 3 s of each snippet [B, 2, n] (44.1 kHz),
         each on its own, as training saw them."""
-        features = np.stack([snippet_features(s, self.estimator) for s in snippets])
+        reference = self.bundle.reference
+        features = np.stack([snippet_features(s, self.estimator, reference) for s in snippets])
         return self.probabilities(features)

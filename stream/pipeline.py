@@ -32,6 +32,7 @@ class Result:
     probabilities: np.ndarray  # [classes], in the order of `labels`
     latency_ms: float  # from the last sample the window needs being available to its result
     dropped: int  # windows dropped so far in this stream
+    vocal_level: float  # the vocals' energy relative to the mix's, dB
     labels: tuple[str, ...] = field(default=(), repr=False)
 
     @property
@@ -125,6 +126,7 @@ class Pipeline:
                         row,
                         1e3 * (finished - ready),
                         self.dropped,
+                        round(window.vocal_level, 2),
                         labels,
                     )
         finally:

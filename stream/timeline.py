@@ -24,6 +24,7 @@ def window_event(result: Result) -> dict:
             name: round(float(p), 4)
             for name, p in zip(result.labels, result.probabilities, strict=True)
         },
+        "vocal_level": round(result.vocal_level, 2),
         "latency_ms": round(result.latency_ms, 1),
         "dropped": result.dropped,
         "padded": result.padded,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soxr
 import torch
-from conftest import SONG, shared
+from conftest import ORCHESTRA, SONG, SPEECH, shared
 from test_separation import REFERENCE
 
 from vocalstream import audio
@@ -92,8 +92,8 @@ def test_close_to_the_slow_path_where_there_are_vocals(windows, estimator):
         assert difference.mean() < 3.5, f"window {index}: {difference.mean():.2f} dB"
 
 
-def stream_windows(signal, hop, live=False, block=4410, estimator=passthrough):
-    stream = FeatureStream(estimator, hop, live)
+def stream_windows(signal, hop, live=False, block=4410, estimator=passthrough, reference="window"):
+    stream = FeatureStream(estimator, hop, live, reference=reference)
     windows = []
     for start in range(0, signal.shape[1], block):
         windows += stream.push(signal[:, start : start + block])
@@ -148,7 +148,7 @@ def test_memory_stays_bounded_on_a_long_stream():
     block = np.zeros((2, 4410), np.float32)
     for _ in range(600):  # a minute
         stream.push(block)
-    assert stream._mel.shape[1] <= 2 * audio.WINDOW_FRAMES
+    assert stream._mel.shape[-1] <= 2 * audio.WINDOW_FRAMES
     assert stream._samples.shape[1] <= 2 * 4096 + 4410
 
 
@@ -163,3 +163,30 @@ def test_live_windows_need_no_sample_after_their_end():
     # Standing alone, it is the same window a file gives once the stream ends there.
     np.testing.assert_allclose(window.features, stream_windows(signal, 1.0)[0].features, atol=1e-3)
     assert FeatureStream(passthrough, 1.0, live=False).push(signal) == []
+
+
+def test_the_vocal_level_tells_a_voice_from_music(separator_cache):
+    """Speech alone is nearly all vocals; an orchestra leaks a little into the vocal stem, far
+    below the mix. Measured against the mix, the features keep that level; measured against the
+    window's own maximum they lose it, and otherwise agree."""
+    vocal_network = OnnxMaskEstimator(separator_cache, "cpu")
+    speech = audio.load(shared(SPEECH), RATE, 2)[:, :WINDOW]
+    orchestra = audio.load(shared(ORCHESTRA), RATE, 2)[:, 10 * RATE : 10 * RATE + WINDOW]
+    levels = {}
+    for name, signal in (("speech", speech), ("orchestra", orchestra)):
+        (own,) = stream_windows(signal, 3.0, estimator=vocal_network)
+        (mix,) = stream_windows(signal, 3.0, estimator=vocal_network, reference="mix")
+        assert own.vocal_level == mix.vocal_level
+        levels[name] = mix.vocal_level
+        assert own.features.max() == 0.0
+        gap = float(mix.features.max())
+        unfloored = mix.features > -audio.TOP_DB
+        np.testing.assert_allclose(
+            own.features[unfloored] + gap, mix.features[unfloored], atol=1e-3
+        )
+    assert levels["speech"] > -1.0, levels
+    assert levels["orchestra"] < -20.0, levels
+    (silence,) = stream_windows(np.zeros((2, WINDOW), np.float32), 3.0, estimator=vocal_network)
+    assert silence.vocal_level == -audio.TOP_DB
+    with pytest.raises(ValueError, match="reference"):
+        FeatureStream(passthrough, 1.0, live=False, reference="loudest")

@@ -16,9 +16,8 @@ LABELS = ("no_voice", "male", "female", "several")
 
 def result(index, probabilities, start=None, padded=False):
     start = 3.0 * index if start is None else start
-    return Result(
-        index, start, start + 3.0, padded, np.array(probabilities, np.float32), 5.0, 0, LABELS
-    )
+    probabilities = np.array(probabilities, np.float32)
+    return Result(index, start, start + 3.0, padded, probabilities, 5.0, 0, -12.345, LABELS)
 
 
 def test_window_event_schema():
@@ -29,6 +28,7 @@ def test_window_event_schema():
         "label": "female",
         "label_id": 2,
         "probs": {"no_voice": 0.1, "male": 0.2, "female": 0.6, "several": 0.1},
+        "vocal_level": -12.35,
         "latency_ms": 5.0,
         "dropped": 0,
         "padded": False,

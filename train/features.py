@@ -3,8 +3,8 @@
 A snippet's features are those of its first WINDOW_SECONDS on their own (shorter snippets are
 zero-padded), computed by the same streaming front-end the daemon runs: of the separated vocals,
 or of the mix when there is no estimator. The cache key is the file's sha256, the front-end
-version, the mode and the separator variant, so a second epoch, a second run or a renamed file
-never separates again, and a front-end change never reuses stale features.
+version, the mode, the separator variant and the decibels' reference, so a second epoch, a second
+run or a renamed file never separates again, and a front-end change never reuses stale features.
 """
 
 from __future__ import annotations
@@ -32,9 +32,13 @@ class FeatureCache:
         directory: str | os.PathLike,
         estimator: MaskEstimator | None,
         variant: str = DEFAULT_VARIANT,
+        reference: str = "window",
     ):
         self.estimator = estimator
+        self.reference = reference
         self.mode = f"vocals-{variant}" if estimator is not None else "mix"
+        if reference != "window":  # the original caches keep their names
+            self.mode += f"-{reference}"
         self.directory = Path(directory) / f"{self.mode}-frontend{audio.FRONTEND_VERSION}"
         self.directory.mkdir(parents=True, exist_ok=True)
 
@@ -43,7 +47,7 @@ class FeatureCache:
 
     def _compute(self, path: Path) -> np.ndarray:
         waveform = audio.load(path, audio.SEPARATION_RATE, audio.SEPARATION_CHANNELS)
-        return snippet_features(waveform, self.estimator)
+        return snippet_features(waveform, self.estimator, self.reference)
 
     def features(self, paths: Sequence[str | os.PathLike], progress: bool = False) -> np.ndarray:
         """Features [len(paths), 1, N_MELS, WINDOW_FRAMES] float32, computing only what is new."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vocalstream.errors import VocalstreamError
+from vocalstream.inference.frontend import REFERENCES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -51,6 +52,7 @@ class Recipe:
     seed: int = 42
     separation: bool = True
     separator: str = "vocals"  # the separator variant whose vocals the model learns from
+    reference: str = "window"  # the features' decibels below the window's maximum, or the mix's
     copies: int = 1
     members: tuple[str, ...] = ()
     weights: tuple[float, ...] = field(default=())
@@ -140,6 +142,8 @@ def _validate(recipe: Recipe) -> None:
         problems.append("epochs, batch_size and copies must be at least 1")
     if not 0.0 < recipe.validation_fraction < 1.0:
         problems.append("validation_fraction must lie between 0 and 1")
+    if recipe.reference not in REFERENCES:
+        problems.append(f"reference must be one of {', '.join(REFERENCES)}")
     if problems:
         raise RecipeError(f"{recipe.name}: " + "; ".join(problems))
 

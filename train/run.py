@@ -45,13 +45,29 @@ def read_examples(source: Path, labels: Path | None = None) -> list[data.Example
 
 
 def feature_cache(
-    separation: bool, device: str, features_dir: Path | None, separator: str = DEFAULT_VARIANT
+    separation: bool,
+    device: str,
+    features_dir: Path | None,
+    separator: str = DEFAULT_VARIANT,
+    reference: str = "window",
 ) -> FeatureCache:
     estimator = None
     if separation:
         onnx_device = "auto" if device.startswith("cuda") else "cpu"
         estimator = load_estimator("onnx", onnx_device, separator)
-    return FeatureCache(features_dir or cache_dir() / "features", estimator, separator)
+    directory = features_dir or cache_dir() / "features"
+    return FeatureCache(directory, estimator, separator, reference)
+
+
+def run_feature_cache(summary: dict, device: str) -> FeatureCache:
+    """The features a finished run was trained on (runs older than a field used its default)."""
+    return feature_cache(
+        summary["separation"],
+        device,
+        None,
+        summary.get("separator", LEGACY_VARIANT),
+        summary.get("reference", "window"),
+    )
 
 
 def _split(examples: list[data.Example], cache: FeatureCache, progress: bool) -> Split:
@@ -97,7 +113,9 @@ def train_run(
     if recipe.upsample_label0:
         training = data.upsample(training, label=0, copies=recipe.upsample_label0)
 
-    cache = feature_cache(recipe.separation, device, features_dir, recipe.separator)
+    cache = feature_cache(
+        recipe.separation, device, features_dir, recipe.separator, recipe.reference
+    )
     if context.world > 1 and not context.is_main:
         dist.barrier()  # rank 0 fills the cache first
     train_split = _split(training, cache, progress and context.is_main)
@@ -132,6 +150,7 @@ def train_run(
         ],
         "separation": recipe.separation,
         "separator": recipe.separator,
+        "reference": recipe.reference,
         "frontend_version": audio.FRONTEND_VERSION,
         "data": {
             "train": data.counts(training),
@@ -172,9 +191,7 @@ def ensemble_probabilities(
 
 def evaluate_run(run_dir: Path, examples: list[data.Example], device: str = "cpu") -> dict:
     summary = load_run(run_dir)
-    cache = feature_cache(
-        summary["separation"], device, None, summary.get("separator", LEGACY_VARIANT)
-    )
+    cache = run_feature_cache(summary, device)
     split = _split(examples, cache, progress=True)
     del cache
     probabilities = ensemble_probabilities(run_dir, summary, split.features, device)
@@ -190,9 +207,7 @@ def predict_folder(run_dir: Path, folder: Path, device: str = "cpu") -> list[tup
     )
     if not files:
         raise VocalstreamError(f"{folder}: no audio files to predict")
-    cache = feature_cache(
-        summary["separation"], device, None, summary.get("separator", LEGACY_VARIANT)
-    )
+    cache = run_feature_cache(summary, device)
     features = torch.from_numpy(cache.features(files, progress=True))
     del cache
     probabilities = ensemble_probabilities(run_dir, summary, features, device)
@@ -205,8 +220,7 @@ def calibration_features(run_dir: Path, source: Path, count: int = 256) -> np.nd
     summary = load_run(run_dir)
     examples = read_examples(source)
     chosen = examples[:: max(1, len(examples) // count)][:count]
-    variant = summary.get("separator", LEGACY_VARIANT)
-    cache = feature_cache(summary["separation"], "cpu", None, variant)
+    cache = run_feature_cache(summary, "cpu")
     return cache.features([e.path for e in chosen])
 
 
