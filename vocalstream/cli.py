@@ -305,6 +305,40 @@ def corpus_build(out, seed, train_count, validation_count, test_count, cache):
     log.info("wrote %s (summary in %s)", out, out / "corpus.json")
 
 
+@corpus.command(name="build-dev")
+@click.argument("out", metavar="OUT_DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="The shared folder of real recordings (ChoirSet, vocadito, librosa's examples).",
+)
+@click.option(
+    "--mirrors",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Bare git mirrors of the voicebank repositories, as OWNER+NAME/repo (git clone --bare).",
+)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@_verbosity
+def corpus_build_dev(out, data_dir, mirrors, seed):
+    """Write the real-singing development set to OUT_DIR: clips and labelled windows.
+
+    Never train on it: it measures models (bench/devset.py scores them)."""
+    from vocalstream.train.devset import build_dev
+
+    summary = build_dev(out, data_dir, mirrors, seed)
+    labels = ", ".join(f"{name} {count}" for name, count in summary["windows_by_label"].items())
+    log.info(
+        "%d voices, %d clips, %d windows (%s)",
+        summary["voices"],
+        summary["clips"],
+        summary["windows"],
+        labels,
+    )
+    log.info("wrote %s", out)
+
+
 @main.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
 @_data_options
