@@ -17,6 +17,7 @@ from vocalstream import audio
 from vocalstream.errors import DataError
 from vocalstream.train import corpus, fetch
 from vocalstream.train.data import read_manifest, read_seed_folder
+from vocalstream.train.resing import RANGES, resing
 
 MALE_READERS = ["librosa-data/3436-172162-0000.ogg", "librosa-data/5703-47212-0000.ogg"]
 FEMALE_READER = "librosa-data/198-209-0000.ogg"
@@ -28,8 +29,9 @@ MUSIC = [
 
 
 @pytest.fixture(scope="module")
-def pools():
-    """Pools of real recordings: LibriSpeech readers and a ChoirSet soprano, real music."""
+def pools(tmp_path_factory):
+    """Pools of real recordings: LibriSpeech readers (one also resung by WORLD) and a ChoirSet
+    soprano, real music."""
     voices = [
         corpus.Voice("reader-3436", corpus.MALE, "librispeech", "train", "", ""),
         corpus.Voice("reader-5703", corpus.MALE, "librispeech", "train", "", ""),
@@ -40,8 +42,16 @@ def pools():
     paths = [*MALE_READERS, FEMALE_READER, "choirset/DCS_SE_FullChoir_ScaleUpDown02_S1_LRX.wav"]
     files = {voice.id: shared(path) for voice, path in zip(voices, paths, strict=True)}
     by_gender = {g: [v for v in voices if v.gender == g] for g in (corpus.MALE, corpus.FEMALE)}
+    resung = {
+        "reader-3436": corpus.dataclasses.replace(
+            voices[0], id="reader-3436-sung", sung_from="reader-3436"
+        )
+    }
+    speech = audio.load(shared(MALE_READERS[0]), corpus.RATE, 1)[0]
+    files["reader-3436-sung"] = tmp_path_factory.mktemp("resung") / "reader-3436-sung.flac"
+    sf.write(files["reader-3436-sung"], resing(speech, corpus.RATE, corpus.MALE, 0), corpus.RATE)
     music = {"music0": [shared(MUSIC[0]), shared(MUSIC[2])], "music1": [shared(MUSIC[1])]}
-    return corpus.Pools(by_gender, files, {key: 1.0 for key in files}, music)
+    return corpus.Pools(by_gender, resung, files, {key: 1.0 for key in files}, music)
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +209,23 @@ def test_the_corpus_builds_from_the_real_sources(tmp_path):
         assert {split_of[s] for s in speakers} <= {split}
     assert (out / "LICENSES" / "asterisk-core-sounds-en-g722.txt").is_file()
     assert not list(tmp_path.glob(".corpus-*"))
+
+
+def test_resung_speakers_sing_in_their_range_and_join_the_mixes(split_folder):
+    """WORLD keeps the reader's timbre and holds the vowels longer, on melodies in the gender's
+    range; the builder draws the resung double in place of the speaker about half the time."""
+    import librosa
+
+    speech = audio.load(shared(FEMALE_READER), corpus.RATE, 1)[0]
+    for gender in (corpus.MALE, corpus.FEMALE):
+        sung = resing(speech, corpus.RATE, gender, seed=1)
+        assert len(sung) > 1.2 * len(speech)
+        f0, voiced, _ = librosa.pyin(sung[: 8 * corpus.RATE], fmin=65, fmax=1000, sr=corpus.RATE)
+        low, high = (440 * 2 ** ((n - 69) / 12) for n in RANGES[gender])
+        median = float(np.nanmedian(f0[voiced]))
+        assert 0.9 * low < median < 1.1 * high, (gender, median)
+    _, rows = split_folder
+    speakers = [s for row in rows for s in row["speakers"].split("+")]
+    assert "reader-3436-sung" in speakers and "reader-3436" in speakers
+    for row in rows:
+        assert "reader-3436" not in row["speakers"] or row["label"] in (1, 3)

@@ -1,7 +1,9 @@
 """A labelled corpus of 3-s snippets mixed from real open recordings, for the default model.
 
 Voices: studio phone prompts (asterisk), acted game dialogue (Fish Fillets), letters and syllables
-read aloud (KLettres), and a minority of synthetic singing (festival). Music: instrumental game
+read aloud (KLettres), each of these real speakers also turned into a singer by the WORLD vocoder
+(train/resing.py: their own timbre on generated melodies), and a minority of synthetic singing
+(festival). Music: instrumental game
 soundtracks and music21 scores rendered by fluidsynth with three different soundfonts. Every
 speaker and every music source belongs to exactly one split, so validation and the held-out test
 hear voices and music never seen in training.
@@ -21,6 +23,7 @@ OUT/LICENSES/                                         the copyright file of ever
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -42,6 +45,7 @@ from vocalstream.files import atomic_folder, atomic_path, cache_dir
 from vocalstream.models.labels import LABELS
 from vocalstream.train import fetch
 from vocalstream.train.data import LABELS_FILE
+from vocalstream.train.resing import resing
 
 _log = logging.getLogger("vocalstream").info
 RATE = audio.CLASSIFIER_RATE  # nothing above 11 kHz reaches the classifier
@@ -53,8 +57,10 @@ VOICE_TO_MUSIC_DB = (-5.0, 15.0)
 LOUDNESS_LUFS = (-28.0, -14.0)
 QUIET_MUSIC_LUFS = (-48.0, -36.0)
 QUIET_MUSIC_SHARE = 0.15  # of class 0
-VOICE_ONLY_SHARE = 0.08  # of classes 1-3
+VOICE_ONLY_SHARE = 0.12  # of classes 1-3
 SYNTHETIC_SHARE = 0.12  # of voices, where the split has a synthetic voice of that gender
+RESUNG_SHARE = 0.5  # of real voices: the speaker resynthesised singing instead of speaking
+RESUNG_INPUT_SECONDS = 150  # of each speaker's speech turned into singing
 SPEED_RANGE = (0.95, 1.05)  # resampling: pitch and tempo together, under a semitone
 LATEST_ENTRY_SECONDS = 1.5  # in class 3, later voices enter by then, so all overlap
 SILENT_LUFS = -60.0  # an excerpt quieter than this is drawn again
@@ -75,7 +81,8 @@ REQUIRED_PROGRAMS = (
 @dataclass(frozen=True)
 class Voice:
     """One speaker. Recordings come from files matching `pattern` in a Debian package; a
-    synthetic voice is a festival voice (`pattern` is its name) singing generated melodies."""
+    synthetic voice is a festival voice (`pattern` is its name) singing generated melodies; a
+    resung voice is the real speaker `sung_from` made to sing by the WORLD vocoder."""
 
     id: str
     gender: str
@@ -84,6 +91,11 @@ class Voice:
     package: str
     pattern: str
     synthetic: bool = False
+    sung_from: str = ""
+
+    @property
+    def speaker(self) -> str:
+        return self.sung_from or self.id
 
 
 def _asterisk(id: str, gender: str, split: str, language: str, folder: str) -> Voice:
@@ -133,6 +145,11 @@ VOICES = (
     _festival("festival-ked", MALE, "test", "festvox-kdlpc16k", "ked_diphone"),
     _festival("festival-czech-dita", FEMALE, "test", "festvox-czech-dita", "czech_dita"),
 )
+RESUNG = {
+    voice.id: dataclasses.replace(voice, id=f"{voice.id}-sung", source="world", sung_from=voice.id)
+    for voice in VOICES
+    if not voice.synthetic
+}
 
 
 @dataclass(frozen=True)
@@ -348,7 +365,11 @@ class Material:
                 self.packages.add(voice.package)
             return path
         self.log(f"preparing voice {voice.id}")
-        if voice.synthetic:
+        if voice.sung_from:
+            spoken = self.voice(next(v for v in VOICES if v.id == voice.sung_from))
+            speech = audio.load(spoken, RATE, 1)[0][: RESUNG_INPUT_SECONDS * RATE]
+            waveform = resing(speech, RATE, voice.gender, zlib.crc32(voice.id.encode()))
+        elif voice.synthetic:
             waveform = _sing(voice)
         else:
             files = fetch.package_files(self.package(voice.package), voice.pattern)
@@ -485,6 +506,7 @@ class Pools:
     """What one split may draw from."""
 
     voices: dict[str, list[Voice]]  # by gender
+    resung: dict[str, Voice]  # each real speaker's singing double, by the speaker's id
     voice_files: dict[str, Path]
     voice_weights: dict[str, float]  # speakers with more recordings are drawn more often
     music: dict[str, list[Path]]  # tracks by music source
@@ -493,10 +515,26 @@ class Pools:
 def _pools(split: str, material: Material) -> Pools:
     voices = [voice for voice in VOICES if voice.split == split]
     by_gender = {gender: [v for v in voices if v.gender == gender] for gender in (MALE, FEMALE)}
-    files = {voice.id: material.voice(voice) for voice in voices}
+    resung = {key: voice for key, voice in RESUNG.items() if voice.split == split}
+    files = _VoiceFiles(material, list(resung.values()))
+    files.update({voice.id: material.voice(voice) for voice in voices})
     weights = {key: math.sqrt(sf.info(path).duration) for key, path in files.items()}
     music = {source.id: material.tracks(source) for source in MUSIC if source.split == split}
-    return Pools(by_gender, files, weights, music)
+    return Pools(by_gender, resung, files, weights, music)
+
+
+class _VoiceFiles(dict):
+    """Prepared voices by id; a resung voice is only prepared (WORLD takes a while) when first
+    drawn."""
+
+    def __init__(self, material: Material, lazy: list[Voice]):
+        super().__init__()
+        self.material = material
+        self.lazy = {voice.id: voice for voice in lazy}
+
+    def __missing__(self, key: str) -> Path:
+        self[key] = self.material.voice(self.lazy[key])
+        return self[key]
 
 
 def _draw_voices(rng: np.random.Generator, label: int, pools: Pools) -> list[Voice]:
@@ -513,14 +551,17 @@ def _draw_voices(rng: np.random.Generator, label: int, pools: Pools) -> list[Voi
                 genders = [MALE, FEMALE]
     chosen: list[Voice] = []
     for gender in genders:
-        free = [v for v in pools.voices[gender] if v not in chosen]
+        free = [v for v in pools.voices[gender] if v.id not in {c.speaker for c in chosen}]
         if not free:
             continue
         synthetic = [v for v in free if v.synthetic]
         real = [v for v in free if not v.synthetic]
         group = synthetic if synthetic and (not real or rng.random() < SYNTHETIC_SHARE) else real
         weights = np.array([pools.voice_weights[v.id] for v in group])
-        chosen.append(group[int(rng.choice(len(group), p=weights / weights.sum()))])
+        voice = group[int(rng.choice(len(group), p=weights / weights.sum()))]
+        if voice.id in pools.resung and rng.random() < RESUNG_SHARE:
+            voice = pools.resung[voice.id]
+        chosen.append(voice)
     return chosen
 
 
@@ -649,7 +690,7 @@ def summarise(rows: Iterable[dict]) -> dict:
             row["speakers"].split("+"), row["genders"].split("+"), strict=True
         )
     ]
-    sources = {voice.id: voice.source for voice in VOICES}
+    sources = {voice.id: voice.source for voice in (*VOICES, *RESUNG.values())}
     synthetic = sum(speaker in {v.id for v in VOICES if v.synthetic} for speaker, _ in voices)
     music = Counter(r["music_source"] or "none" for r in rows)
     return {
@@ -669,7 +710,7 @@ def check_requirements() -> None:
     """Every program and module the build needs, checked before anything is fetched."""
     for program, purpose, package in REQUIRED_PROGRAMS:
         fetch.require_program(program, purpose, package)
-    for module in ("music21", "pyloudnorm"):
+    for module in ("music21", "pyloudnorm", "pyworld"):
         try:
             __import__(module)
         except ImportError as error:

@@ -98,6 +98,72 @@ VOICEBANKS = (
         "ErithacusProject/ErithacusVB",
         Voice("erithacus", "utau", UNKNOWN, "not stated", "CC BY 4.0"),
     ),
+    Voicebank(
+        "AFLeartLey/bingzhizhuihen_vocal",
+        Voice(
+            "bingzhizhuihen",
+            "utau",
+            "male",
+            'readme.md: "... permissions and supports from himself"',
+            "none stated (evaluation only)",
+        ),
+    ),
+    Voicebank(
+        "oxygen-dioxide/tsukiyama-tomo-ja-rebirth",
+        Voice(
+            "tsukiyama-tomo",
+            "utau",
+            UNKNOWN,
+            "provider's not stated (character male)",
+            "redistribution with credit (HuroNomoe)",
+        ),
+    ),
+    Voicebank("RyuuseiKang/ibuki", Voice("ibuki", "utau", UNKNOWN, "not stated", "GPL-2.0")),
+    Voicebank(
+        "Sr-Kaio/kaio-utau-VB", Voice("kaio", "utau", UNKNOWN, "not stated", "non-commercial")
+    ),
+    Voicebank("kgs233/UTAU-Yuki", Voice("yuki", "utau", UNKNOWN, "not stated", "public domain")),
+    Voicebank(
+        "oxygen-dioxide/hikari-one-crystal-ja",
+        Voice(
+            "hikari",
+            "utau",
+            UNKNOWN,
+            "provider's not stated (character female)",
+            "redistribution and edits with credit",
+        ),
+    ),
+    Voicebank(
+        "oxygen-dioxide/hitsuboku-kumi-chn",
+        Voice(
+            "hitsuboku-kumi",
+            "utau",
+            UNKNOWN,
+            "provider's not stated (character female)",
+            "commercial use allowed, credit",
+        ),
+    ),
+    Voicebank(
+        "oxygen-dioxide/viki-hopper-ja",
+        Voice("viki-hopper", "utau", UNKNOWN, "not stated", "use outside synthesizers allowed"),
+    ),
+    Voicebank(
+        "oxygen-dioxide/ALYS-DB-001-JA", Voice("alys", "utau", UNKNOWN, "not stated", "GPL-3.0")
+    ),
+    Voicebank(
+        "oxygen-dioxide/Xihelv-Chinese-CVVC",
+        Voice(
+            "xihelv",
+            "utau",
+            UNKNOWN,
+            "provider's not stated (character female)",
+            "source files redistributable",
+        ),
+    ),
+    Voicebank(
+        "Holdmyapplejuice/KawaiinekoCV",
+        Voice("kawaiineko", "utau", UNKNOWN, "not stated", "permissive (README)"),
+    ),
 )
 
 CHOIRSET_LICENCE = "CC BY 4.0 (Rosenzweig et al., TISMIR 2020)"
