@@ -109,7 +109,8 @@ def test_every_imported_package_is_declared():
 
     declared = names(config["options"]["install_requires"])
     # The corpus builder alone may use the `corpus` extra.
-    extra = {REPO / "train" / "corpus.py": names(config["options.extras_require"]["corpus"])}
+    corpus = names(config["options.extras_require"]["corpus"])
+    extra = {REPO / "train" / name: corpus for name in ("corpus.py", "resing.py")}
     distributions = importlib.metadata.packages_distributions()
     undeclared = set()
     for folder in PRODUCT_FOLDERS | {"vocalstream"}:
