@@ -229,3 +229,9 @@ def test_resung_speakers_sing_in_their_range_and_join_the_mixes(split_folder):
     assert "reader-3436-sung" in speakers and "reader-3436" in speakers
     for row in rows:
         assert "reader-3436" not in row["speakers"] or row["label"] in (1, 3)
+
+
+def test_one_voice_is_sometimes_doubled_or_reverberant_and_stays_one_voice(split_folder):
+    _, rows = split_folder
+    assert {row["effect"] for row in rows if row["label"] in (0, 3)} == {""}
+    assert {"double", "reverb"} <= {row["effect"] for row in rows if row["label"] in (1, 2)}

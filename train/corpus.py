@@ -61,6 +61,9 @@ VOICE_ONLY_SHARE = 0.12  # of classes 1-3
 SYNTHETIC_SHARE = 0.12  # of voices, where the split has a synthetic voice of that gender
 RESUNG_SHARE = 0.5  # of real voices: the speaker resynthesised singing instead of speaking
 RESUNG_INPUT_SECONDS = 150  # of each speaker's speech turned into singing
+EFFECT_SHARE = 0.2  # of classes 1-2: the one voice doubled or with reverb, as produced songs are
+DOUBLING_MS = (12.0, 40.0)
+REVERB_SECONDS = (0.4, 2.0)  # RT60 of a synthetic room
 SPEED_RANGE = (0.95, 1.05)  # resampling: pitch and tempo together, under a semitone
 LATEST_ENTRY_SECONDS = 1.5  # in class 3, later voices enter by then, so all overlap
 SILENT_LUFS = -60.0  # an excerpt quieter than this is drawn again
@@ -588,6 +591,28 @@ def _music_excerpt(rng: np.random.Generator, pools: Pools, loudness: _Loudness):
     raise DataError("no audible music excerpt in 20 draws")
 
 
+def _doubled(voice: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The voice with a slightly late, slightly detuned copy of itself: a double-tracked or
+    chorused lead is still one singer."""
+    delay = int(rng.uniform(*DOUBLING_MS) / 1000 * RATE)
+    detuned = soxr.resample(voice, RATE * float(rng.uniform(0.994, 1.006)), RATE)
+    copy = np.zeros_like(voice)
+    copy[delay:] = np.resize(detuned, len(voice))[: len(voice) - delay]
+    return voice + copy * np.float32(10 ** (rng.uniform(-6, -1) / 20))
+
+
+def _reverberant(voice: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The voice in a synthetic room: exponentially decaying noise as the impulse response."""
+    import scipy.signal
+
+    seconds = float(rng.uniform(*REVERB_SECONDS))
+    times = np.arange(int(seconds * RATE)) / RATE
+    response = rng.normal(size=len(times)) * np.exp(-6.9 * times / seconds)  # -60 dB at the end
+    wet = scipy.signal.fftconvolve(voice, response)[: len(voice)]
+    wet *= np.sqrt(np.mean(voice**2) / max(1e-12, np.mean(wet**2)))
+    return (voice + wet * np.float32(10 ** (rng.uniform(-9, -2) / 20))).astype(np.float32)
+
+
 def _snippet(rng: np.random.Generator, label: int, pools: Pools, loudness: _Loudness):
     """(waveform, description) of one snippet of class `label`."""
     row: dict[str, object] = {"label": label}
@@ -602,7 +627,12 @@ def _snippet(rng: np.random.Generator, label: int, pools: Pools, loudness: _Loud
             ramp = np.clip((np.arange(SNIPPET_SAMPLES) - entry) / (0.02 * RATE), 0, 1)
             part *= ramp.astype(np.float32)
         mix += part
+    effect = ""
+    if label in (1, 2) and rng.random() < EFFECT_SHARE:
+        effect = "double" if rng.random() < 0.5 else "reverb"
+        mix = _doubled(mix, rng) if effect == "double" else _reverberant(mix, rng)
     row.update(
+        effect=effect,
         speakers="+".join(v.id for v in voices),
         genders="+".join(v.gender for v in voices),
         voice_sources="+".join(sorted({v.source for v in voices})),
@@ -638,6 +668,7 @@ MANIFEST_FIELDS = (
     "path",
     "label",
     "group",
+    "effect",
     "speakers",
     "genders",
     "voice_sources",
