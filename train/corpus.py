@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.util
 import json
 import logging
 import math
@@ -742,13 +743,11 @@ def check_requirements() -> None:
     for program, purpose, package in REQUIRED_PROGRAMS:
         fetch.require_program(program, purpose, package)
     for module in ("music21", "pyloudnorm", "pyworld"):
-        try:
-            __import__(module)
-        except ImportError as error:
+        if importlib.util.find_spec(module) is None:
             raise DataError(
                 f"{module} is not installed; the corpus builder needs it: "
                 "pip install 'vocalstream[corpus]'"
-            ) from error
+            )
 
 
 def build(
