@@ -14,6 +14,7 @@ FOLDERS = {
     "export": "vocalstream.export",
     "inference": "vocalstream.inference",
     "train": "vocalstream.train",
+    "catalog": "vocalstream.catalog",
 }
 
 # Lower ranks never import higher ones; within a rank, modules of one package may import each
@@ -31,6 +32,7 @@ RANKS = {
     "vocalstream.export": 5,
     "vocalstream.api": 6,
     "vocalstream": 7,
+    "vocalstream.catalog": 7,
     "vocalstream.cli": 8,
     "vocalstream.__main__": 9,
 }

@@ -570,6 +570,11 @@ def _stdin_blocks(rate: int, channels: int, pcm_format: str):
     show_default=True,
     help="Seconds: shorter segments join the one before.",
 )
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the timeline of the one INPUT here (.png, .svg or .pdf).",
+)
 @_pcm_options
 @_compute_option(aliases=())
 @_verbosity
@@ -585,6 +590,7 @@ def file_command(
     enter,
     exit_,
     min_duration,
+    plot,
     input_rate,
     input_channels,
     input_format,
@@ -607,6 +613,12 @@ def file_command(
         raise VocalstreamError("several inputs as TextGrid need -o FOLDER (one file each)")
     if output_format in ("rttm", "textgrid") and windows:
         raise VocalstreamError(f"{output_format} holds segments only; drop --windows")
+    if plot is not None:
+        from vocalstream.catalog.plot import check_destination
+
+        if len(inputs) != 1:
+            raise VocalstreamError("--plot draws one INPUT; for many use vocalstream batch --plots")
+        check_destination(plot)
     for name in inputs:
         if name != "-":
             audio.duration(name)  # every input readable before any model loads
@@ -625,6 +637,12 @@ def file_command(
             analysis.duration / elapsed,
         )
         results.append(analysis.to_dict())
+        if plot is not None:
+            from vocalstream.catalog.plot import draw_timeline
+            from vocalstream.catalog.summary import summarise
+
+            draw_timeline(analysis, plot, summarise(analysis)["tag"])
+            log.info("drew %s", plot)
     description = {
         "bundle": str(loaded.bundle.folder),
         "provider": loaded.provider,
@@ -642,6 +660,90 @@ def file_command(
     else:
         with atomic_path(output) as scratch:
             scratch.write_text(text)
+
+
+@main.command()
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The results file: one JSON line per file, appended as each file completes.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue --output: skip files analysed there before (same path, size and mtime); "
+    "failed files are retried.",
+)
+@click.option(
+    "--summary",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write one CSV row per file here.",
+)
+@click.option(
+    "--plots",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A folder for one timeline picture (PNG) per file.",
+)
+@click.option("--windows", is_flag=True, help="Records carry the per-window results too.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Worker processes, each with one model (default 1; with --ray: the cluster's CPUs "
+    "divided by --threads).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="Threads per worker (default: the cores divided by --jobs; 1 on Ray).",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS|auto",
+    help="Run the workers as actors on this Ray cluster (pip install 'vocalstream[ray]').",
+)
+@_model_option
+@click.option(
+    "--hop",
+    type=float,
+    default=FILE_HOP_SECONDS,
+    show_default=True,
+    help="Seconds between window starts (windows are 3 s).",
+)
+@_compute_option(aliases=())
+@_verbosity
+def batch(
+    inputs, output, resume, summary, plots, windows, jobs, threads, ray_address, model, hop, compute
+):
+    """Analyse whole libraries: every audio file of the INPUTs (files, folders searched
+    recursively, or .txt/.lst files listing paths) gets one JSON line in --output with its
+    timeline and summary. A file that cannot be analysed gets an error record, the batch goes
+    on, and the exit status is 1 at the end."""
+    from vocalstream.catalog.execute import run_batch
+    from vocalstream.catalog.worker import Settings
+
+    _hop(hop)
+    if plots is not None:
+        plots.mkdir(parents=True, exist_ok=True)
+    settings = Settings(
+        None if model is None else str(model.resolve()),
+        compute,
+        threads,
+        hop,
+        windows,
+        None if plots is None else str(plots.resolve()),
+    )
+    total, failed = run_batch(
+        list(inputs), output, settings, resume, jobs, ray_address, summary, _progress()
+    )
+    if failed:
+        raise VocalstreamError(
+            f"{failed} of {total} files failed: see their error records in {output}"
+        )
 
 
 @main.command()
