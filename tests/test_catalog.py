@@ -172,9 +172,12 @@ def test_the_summary_csv_has_one_row_per_file(single_run, library):
 def test_two_worker_processes_give_the_single_process_results(
     single_run, library, cache_env, tmp_path
 ):
-    """--jobs 2 splits the two cores: one thread each, as the reference."""
-    done = run("batch", library, "-o", tmp_path / "results.jsonl", "--jobs", "2", env=cache_env)
+    """--jobs 2 splits the two cores: one thread each, as the reference. Each worker loads
+    the model once (-v logs each load)."""
+    done = run("batch", library, "-o", tmp_path / "results.jsonl", "-j", "2", "-v", env=cache_env)
     assert done.returncode == 1 and "1 of 21 files failed" in done.stderr
+    assert sum(line.startswith("model ") for line in done.stderr.splitlines()) == 2
+    assert "Traceback" not in done.stderr and "Exception" not in done.stderr
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     pids = {json.loads(line)["run"]["pid"] for line in lines}
     assert len(pids) == 2
