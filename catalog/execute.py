@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,6 +61,9 @@ def _in_processes(paths: list[str], settings: Settings, jobs: int) -> Iterator[d
         futures = [pool.submit(_record_in_worker, path) for path in paths]
         for future in as_completed(futures):
             yield future.result()
+    except BrokenProcessPool as error:
+        message = "a worker process died (out of memory?); --resume goes on from here"
+        raise VocalstreamError(message) from error
     finally:
         # Files not yet started are dropped; those running finish first (seconds each), since
         # workers ignore Ctrl-C and their results are simply not written.
@@ -92,6 +96,7 @@ def _on_ray(paths: list[str], settings: Settings, address: str, jobs: int | None
         raise VocalstreamError(f"cannot join the Ray cluster at {address}: {message}") from error
     try:
         workers = jobs or max(1, int(ray.cluster_resources().get("CPU", 1)) // settings.threads)
+        workers = min(workers, len(paths))
         # An actor without a GPU of its own sees none (Ray hides them), so CUDA asks for one.
         actor = ray.remote(Analyser).options(
             num_cpus=settings.threads, num_gpus=1 if settings.compute == "cuda" else 0
@@ -100,11 +105,13 @@ def _on_ray(paths: list[str], settings: Settings, address: str, jobs: int | None
         log.debug("Ray: %d actors of %d threads", workers, settings.threads)
         try:
             yield from pool.map_unordered(lambda worker, path: worker.record.remote(path), paths)
-        except ray.exceptions.RayTaskError as error:
-            # A model or device error in an actor: raise it as this process would have.
-            if isinstance(error.cause, VocalstreamError):
-                raise error.cause from None
-            raise
+        except ray.exceptions.RayError as error:
+            cause = getattr(error, "cause", None)
+            if isinstance(cause, VocalstreamError):  # a model or device error in an actor
+                raise cause from None
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            message = f"a Ray worker failed ({type(error).__name__}: {first_line})"
+            raise VocalstreamError(f"{message}; --resume goes on from here") from error
     finally:
         ray.shutdown()
 
@@ -114,7 +121,7 @@ def _records(
 ) -> Iterator[dict]:
     if ray_address:
         return _on_ray(paths, replace(settings, threads=settings.threads or 1), ray_address, jobs)
-    jobs = jobs or 1
+    jobs = min(jobs or 1, len(paths))
     threads = settings.threads or max(1, cores() // jobs)
     if jobs == 1:
         return _in_this_process(paths, replace(settings, threads=threads))
@@ -162,7 +169,7 @@ def run_batch(
         tqdm(total=len(todo), unit="file", desc="files", disable=not progress) as files_bar,
         tqdm(unit="s", desc="audio", unit_scale=True, disable=not progress) as audio_bar,
     ):
-        for record in _records(todo, settings, jobs, ray_address):
+        for record in _records(todo, settings, jobs, ray_address) if todo else ():
             append(record)
             finished[record["path"]] = record
             if "error" in record:
