@@ -20,10 +20,11 @@ import soundfile as sf
 from conftest import ORCHESTRA, REPO, SONG, SPEECH, shared
 from matplotlib.image import imread
 
+from vocalstream.catalog.execute import run_batch
 from vocalstream.catalog.inputs import audio_files
 from vocalstream.catalog.plot import COLOURS
 from vocalstream.catalog.summary import TAGS, vocal_tag
-from vocalstream.catalog.worker import plot_path
+from vocalstream.catalog.worker import Settings, plot_path
 from vocalstream.errors import VocalstreamError
 from vocalstream.models.labels import LABELS
 
@@ -405,3 +406,41 @@ def test_batch_draws_one_picture_per_file(library, cache_env, tmp_path):
         if "error" not in record:
             assert record["plot"] == plot_path(str(tmp_path / "plots"), path)
             assert imread(record["plot"]).shape[:2] == (600, 1200)
+
+
+def test_unreadable_inputs_get_error_records_naming_the_reason(library, cache_env, tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.touch()
+    cover = tmp_path / "cover.mp3"
+    cover.write_bytes(b"\xff\xd8\xff\xe0 a JPEG named .mp3")
+    listing = tmp_path / "more.txt"
+    listing.write_text("gone.flac\n")
+    results = tmp_path / "results.jsonl"
+    done = run("batch", empty, cover, listing, "-o", results, env=cache_env)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"Error: 3 of 3 files failed: see their error records in {results}"
+    )
+    errors = {path: record["error"] for path, record in records(results).items()}
+    assert errors == {
+        str(empty): f"{empty}: empty file",
+        str(cover): f"{cover}: not a readable audio file (unknown or corrupt format)",
+        str(tmp_path / "gone.flac"): f"{tmp_path / 'gone.flac'}: no such file",
+    }
+
+
+def test_windows_and_progress_bars(library, separator_cache, tmp_path, capsys):
+    """In-process, with the bars on: one over files, one over seconds of audio."""
+    results = tmp_path / "results.jsonl"
+    settings = Settings(threads=1, windows=True)
+    total, failed = run_batch([str(library / "choir")], results, settings, progress=True)
+    assert (total, failed) == (4, 0)
+    found = records(results)
+    for record in found.values():
+        windows = record["windows"]
+        assert [window["t0"] for window in windows] == [float(t) for t in range(len(windows))]
+        assert all(-80 <= window["vocal_level"] <= 0 for window in windows)
+    bars = capsys.readouterr().err
+    seconds = sum(record["duration"] for record in found.values())
+    assert "files: 100%" in bars and "4/4" in bars
+    assert f"audio: {seconds:.1f}s" in bars
