@@ -19,7 +19,8 @@ timed from its start to its exit, the model loads (once per worker) and process 
 included; the Ray cluster's own start is timed apart. Files per minute and x real time (seconds
 of audio / seconds of wall time) come from that wall time. Peak memory per worker is the
 largest `peak_rss_mb` that any worker's records report (its getrusage maximum); the driver's
-own peak is reported beside it. Caches are warm: the first run ever also builds the separator.
+own peak (its VmHWM, read while it runs) is reported beside it: with --jobs 1 the driver is
+the worker. Caches are warm: the first run ever also builds the separator.
 """
 
 from __future__ import annotations
@@ -155,7 +156,16 @@ def timed_batch(listing: Path, results: Path, options: list[str], env: dict) -> 
     command = [BIN / "vocalstream", "batch", listing, "-o", results, "-q", *options]
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
+    driver_peak_kb = 0
+    while True:
+        # The driver's own peak (VmHWM): wait4's figure would include its worker processes.
+        status_lines = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+        peak = next((line for line in status_lines if line.startswith("VmHWM:")), None)
+        driver_peak_kb = int(peak.split()[1]) if peak else driver_peak_kb
+        pid, status = os.waitpid(process.pid, os.WNOHANG)
+        if pid:
+            break
+        time.sleep(0.1)
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(map(str, command))} failed")
@@ -169,7 +179,7 @@ def timed_batch(listing: Path, results: Path, options: list[str], env: dict) -> 
         "files": len(records),
         "workers": len(workers),
         "worker_peak_mb": max(workers.values()),
-        "driver_peak_mb": usage.ru_maxrss / 1024,
+        "driver_peak_mb": driver_peak_kb / 1024,
     }
 
 
