@@ -205,7 +205,7 @@ def test_the_corpus_builds_from_the_real_sources(tmp_path):
         with (out / split / "manifest.csv").open() as file:
             rows = list(csv.DictReader(file))
         speakers = {s for row in rows for s in row["speakers"].split("+") if s}
-        split_of = {voice.id: voice.split for voice in corpus.VOICES}
+        split_of = {v.id: v.split for v in (*corpus.VOICES, *corpus.RESUNG.values())}
         assert {split_of[s] for s in speakers} <= {split}
     assert (out / "LICENSES" / "asterisk-core-sounds-en-g722.txt").is_file()
     assert not list(tmp_path.glob(".corpus-*"))
