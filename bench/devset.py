@@ -99,6 +99,22 @@ def score(model_path: str | None, rows: list[dict], hop: float) -> dict:
             k: round(float(np.mean(v)), 3) for k, v in sorted(per_source.items())
         },
     }
+    truths = ("no_voice", "male", "female", "voice", "several")
+    report["confusion"] = {
+        truth: {
+            name: sum(
+                1
+                for row, p, _ in scored
+                if row["label"] == truth and labels[int(np.argmax(p))] == name
+            )
+            for name in labels
+        }
+        for truth in truths
+    }
+    by_singer = defaultdict(list)
+    for (row, _), right in zip(gendered, gender, strict=True):
+        by_singer[row["singers"]].append(right)
+    report["gender_by_singer"] = {k: round(float(np.mean(v)), 3) for k, v in by_singer.items()}
     report["gates"] = {name: report[name] >= floor for name, floor in GATES.items()}
     return report
 

@@ -27,8 +27,9 @@ from vocalstream.train.engine import classification_report
 
 def features(classifier: VoiceModel, paths: list[Path]) -> np.ndarray:
     """The classifier's input features of the first window of each file, as training sees it."""
+    reference = classifier.bundle.reference
     return np.stack(
-        [snippet_features(audio.load(p, 44100, 2), classifier.estimator) for p in paths]
+        [snippet_features(audio.load(p, 44100, 2), classifier.estimator, reference) for p in paths]
     )
 
 

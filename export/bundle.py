@@ -23,9 +23,10 @@ from vocalstream.inference.bundle import (
     OUTPUT,
     SEPARATOR,
 )
+from vocalstream.inference.frontend import CHANNELS
 from vocalstream.inference.onnx_export import export_onnx
 from vocalstream.inference.separator import LEGACY_VARIANT, cached_separator_path
-from vocalstream.models.classifiers import Ensemble
+from vocalstream.models.classifiers import Ensemble, VoiceGate
 from vocalstream.models.labels import LABELS
 from vocalstream.models.spleeter_weights import CHECKPOINTS
 from vocalstream.train.engine import load_trained
@@ -33,9 +34,9 @@ from vocalstream.train.run import load_run
 from vocalstream.version import __version__
 
 
-def export_classifier(model: torch.nn.Module, path: Path) -> Path:
+def export_classifier(model: torch.nn.Module, path: Path, channels: int = 1) -> Path:
     """One graph, softmax averaging inside; the batch is dynamic."""
-    example = torch.zeros(2, 1, audio.N_MELS, audio.WINDOW_FRAMES)
+    example = torch.zeros(2, channels, audio.N_MELS, audio.WINDOW_FRAMES)
     dims = {0: torch.export.Dim("batch", min=1, max=4096)}
     # Constant folding lets onnxruntime fuse each batch norm into its convolution: half the time.
     return export_onnx(model, example, path, (INPUT, OUTPUT), dims, optimize=True)
@@ -52,7 +53,7 @@ def to_float16(source: Path, destination: Path) -> Path:
 
 
 def to_int8(source: Path, destination: Path, calibration: np.ndarray) -> Path:
-    """8-bit weights (per channel) and activations, calibrated on real features [N, 1, N_MELS,
+    """8-bit weights (per channel) and activations, calibrated on real features [N, C, N_MELS,
     WINDOW_FRAMES]. onnxruntime first folds each batch norm into its convolution, so the
     quantised graph runs on integer convolution kernels end to end."""
     import onnxruntime as ort
@@ -133,10 +134,13 @@ def export_bundle(
     include_separator: bool = True,
     fp32: bool = True,
     int8_calibration: np.ndarray | None = None,
+    voice_runs: list[Path] | None = None,
 ) -> dict:
     """Write a bundle for the ensemble of `runs` (each run weighted, its members inside it by
     their own weights). fp16 adds the float16 classifier, fp32=False leaves the float32 one out
     (half the size); int8_calibration (features of real examples) adds the 8-bit classifier.
+    voice_runs (trained on features below the mix's maximum, equally weighted) make a VoiceGate:
+    they decide whether anyone sings, and `runs` (below the window's maximum) who.
     Returns the manifest. The bundle appears whole or not at all."""
     if not (fp16 or fp32):
         raise ModelError("a bundle needs a float32 or a float16 classifier")
@@ -146,9 +150,23 @@ def export_bundle(
     if abs(sum(weights) - 1.0) > 1e-6 or min(weights) < 0:
         raise ModelError(f"run weights must be non-negative and sum to 1, got {weights}")
     ensemble, members, summaries = ensemble_of_runs(runs, weights)
+    reference = _agreed(summaries, "reference", "window", "the features' reference level")
+    if voice_runs:
+        voice, voice_members, voice_summaries = ensemble_of_runs(
+            voice_runs, [1.0 / len(voice_runs)] * len(voice_runs)
+        )
+        voice_reference = _agreed(voice_summaries, "reference", "window", "the gate's reference")
+        if (reference, voice_reference) != ("window", "mix"):
+            raise ModelError(
+                "a voice gate takes runs trained with reference=mix and, for who is singing, "
+                f"runs trained with reference=window; got {voice_reference} and {reference}"
+            )
+        ensemble = VoiceGate(ensemble, voice)
+        members = [{**m, "role": "who"} for m in members]
+        members += [{**m, "role": "voice"} for m in voice_members]
+        runs, summaries, reference = [*runs, *voice_runs], summaries + voice_summaries, "both"
     separation = _agreed(summaries, "separation", what="vocal separation")
     variant = _agreed(summaries, "separator", LEGACY_VARIANT, "the separator variant")
-    reference = _agreed(summaries, "reference", "window", "the features' reference level")
     version = _agreed(summaries, "frontend_version", what="the front-end version")
     if version != audio.FRONTEND_VERSION:
         raise ModelError(
@@ -156,7 +174,7 @@ def export_bundle(
             f"{audio.FRONTEND_VERSION}: retrain them"
         )
     with atomic_folder(destination) as folder:
-        files = [export_classifier(ensemble, folder / CLASSIFIER)]
+        files = [export_classifier(ensemble, folder / CLASSIFIER, CHANNELS[reference])]
         if fp16:
             files.append(to_float16(files[0], folder / CLASSIFIER_FP16))
         if int8_calibration is not None:
@@ -181,7 +199,10 @@ def export_bundle(
                 "hop": audio.SEPARATION_HOP,
                 "n_mels": audio.N_MELS,
             },
-            "input": {"name": INPUT, "shape": ["batch", 1, audio.N_MELS, audio.WINDOW_FRAMES]},
+            "input": {
+                "name": INPUT,
+                "shape": ["batch", CHANNELS[reference], audio.N_MELS, audio.WINDOW_FRAMES],
+            },
             "output": {"name": OUTPUT, "shape": ["batch", len(LABELS)]},
             "members": members,
             "training_data": [

@@ -8,8 +8,8 @@ vocal power, and the mix's, goes through the mel filters once. A window is 130 c
 frames, cut at any hop, and only then turned into decibels below a reference, so overlapping
 windows share all the work before that step. The reference is the window's own vocal maximum (the
 seeds' ref=max), which keeps the shape of the vocals and discards their level, or the mix's
-maximum, which keeps how loud the vocals are beside the music. Every window also reports that
-level as one number: the vocals' energy relative to the mix's, in dB.
+maximum, which keeps how loud the vocals are beside the music, or both as two channels. Every
+window also reports that level as one number: the vocals' energy relative to the mix's, in dB.
 
 On an isolated 3-s snippet this gives exactly the per-window features the models were trained
 on: 130 frames of a centred STFT, separated as one run padded to 192 frames.
@@ -38,8 +38,10 @@ FILE_RUN_FRAMES = 480  # file mode: new frames per separator call, with 32 frame
 FILE_CONTEXT_FRAMES = 32  # 480 + 32 = 512, the official model's segment
 LIVE_CONTEXT_FRAMES = 16  # live mode: at least this much context beside the newest frames
 
-# What a window's decibels are measured against: its own vocal maximum, or the mix's maximum.
-REFERENCES = ("window", "mix")
+# What a window's decibels are measured against: its own vocal maximum, the mix's maximum, or
+# both (two channels, in that order).
+REFERENCES = ("window", "mix", "both")
+CHANNELS = {"window": 1, "mix": 1, "both": 2}
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Window:
     index: int
     start: float  # seconds from the start of the stream
     end: float
-    features: np.ndarray  # [1, N_MELS, WINDOW_FRAMES] log-mel of the vocals, dB below a reference
+    features: np.ndarray  # [channels, N_MELS, WINDOW_FRAMES] vocal log-mel, dB below a reference
     padded: bool  # the stream ended inside it: zeros fill the rest
     vocal_level: float  # the vocals' energy relative to the mix's, dB (0 without separation)
 
@@ -69,9 +71,11 @@ def window_decibels(mel_power: np.ndarray) -> np.ndarray:
 
 def window_features(vocals: np.ndarray, mix: np.ndarray, reference: str) -> np.ndarray:
     """Mel power of a window's vocals and mix [N_MELS, T] -> the vocals in dB below the
-    reference (REFERENCES), floored at -TOP_DB: [1, N_MELS, T]."""
+    reference (REFERENCES), floored at -TOP_DB: [CHANNELS[reference], N_MELS, T]."""
     if reference == "window":
         return window_decibels(vocals)[None]
+    if reference == "both":
+        return np.concatenate([window_features(vocals, mix, r) for r in ("window", "mix")])
     decibels = _decibels(vocals)
     # A mono mean of out-of-phase channels can leave a vocal cell above the mix's.
     top = max(float(decibels.max()), float(_decibels(mix).max()))
@@ -284,8 +288,9 @@ class FeatureStream:
 
 
 def snippet_features(waveform: np.ndarray, estimator, reference: str = "window") -> np.ndarray:
-    """Features [1, N_MELS, WINDOW_FRAMES] of a snippet's first 3 s on its own (zero-padded if
-    shorter): waveform [2, n] or [n] at 44.1 kHz. This is how training sees its examples."""
+    """Features [channels, N_MELS, WINDOW_FRAMES] of a snippet's first 3 s on its own
+    (zero-padded if shorter): waveform [2, n] or [n] at 44.1 kHz. This is how training sees its
+    examples."""
     waveform = np.asarray(waveform, dtype=np.float32)
     waveform = waveform.reshape(-1, waveform.shape[-1])[:, :WINDOW_SAMPLES]
     stream = FeatureStream(estimator, audio.WINDOW_SECONDS, live=False, reference=reference)

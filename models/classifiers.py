@@ -217,6 +217,25 @@ class Ensemble(nn.Module):
         return probabilities
 
 
+class VoiceGate(nn.Module):
+    """Two ensembles, each on its own channel of the features [B, 2, N_MELS, T]. `voice` sees
+    the vocals in dB below the mix's maximum, which keeps how loud they are beside the music,
+    and decides whether anyone sings: P(no voice) is its own. `who` sees the vocals in dB below
+    their own maximum, which keeps their shape, and shares the rest between the voice classes in
+    the proportions it gives them. Both output probabilities, class 0 being no voice."""
+
+    def __init__(self, who: nn.Module, voice: nn.Module):
+        super().__init__()
+        self.who = who
+        self.voice = voice
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        who = self.who(features[:, 0:1])[:, 1:]
+        silent = self.voice(features[:, 1:2])[:, :1]
+        shares = who / who.sum(dim=1, keepdim=True).clamp_min(1e-6)
+        return torch.cat([silent, (1 - silent) * shares], dim=1)
+
+
 ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "cnn4": CNN4,
     "resnet34": resnet34,

@@ -188,3 +188,54 @@ def test_export_command(runs, tmp_path, separator_cache):
     _edit(out, separator="2stems")
     with pytest.raises(ModelError, match="does not match the variant '2stems'"):
         VoiceModel(out, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def voice_run(tmp_path_factory, separator_cache):
+    """A tiny real run trained on features below the mix's maximum: a voice gate."""
+    folder = tmp_path_factory.mktemp("gate")
+    examples = data.read_seed_folder(tiny_corpus.build(folder / "corpus"))
+    recipe = load_recipe("cnn4", {"epochs": 1, "reference": "mix"})
+    train_run(recipe, examples, folder / "run", {"epochs": 1}, log=lambda m: None, progress=False)
+    return folder / "run"
+
+
+def test_a_voice_gate_decides_voice_and_the_ensemble_who(runs, voice_run, windows, tmp_path):
+    """export --voice-gate: one graph on two channels. P(no voice) is the gate's; the voice
+    classes share the rest as the window-referenced ensemble shares them."""
+    destination = tmp_path / "gated"
+    done = subprocess.run(
+        [
+            f"{sys.prefix}/bin/vocalstream",
+            "export",
+            *map(str, runs),
+            "--voice-gate",
+            str(voice_run),
+            "--no-separator",
+            "-q",
+            "-o",
+            str(destination),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((destination / MANIFEST).read_text())
+    assert manifest["reference"] == "both" and manifest["input"]["shape"][1] == 2
+    assert [m["role"] for m in manifest["members"]] == ["who", "who", "who", "voice"]
+    model = VoiceModel(destination, device="cpu")
+    estimator = model.estimator
+    both = np.stack([snippet_features(w, estimator, "both") for w in windows[:12]])
+    gated = model.probabilities(both)
+    np.testing.assert_allclose(gated.sum(axis=1), 1.0, atol=1e-5)
+    who, _, _ = ensemble_of_runs(runs, [0.5, 0.5])
+    voice, _, _ = ensemble_of_runs([voice_run], [1.0])
+    with torch.no_grad():
+        shares = who(torch.from_numpy(both[:, :1])).numpy()[:, 1:]
+        silent = voice(torch.from_numpy(both[:, 1:])).numpy()[:, 0]
+    np.testing.assert_allclose(gated[:, 0], silent, atol=1e-4)
+    expected = shares / shares.sum(axis=1, keepdims=True) * (1 - silent[:, None])
+    np.testing.assert_allclose(gated[:, 1:], expected, atol=1e-4)
+    # The gate must be trained on the mix's reference, the rest on the window's.
+    with pytest.raises(ModelError, match="voice gate"):
+        export_bundle(runs, tmp_path / "wrong", voice_runs=runs[:1], include_separator=False)

@@ -190,3 +190,15 @@ def test_the_vocal_level_tells_a_voice_from_music(separator_cache):
     assert silence.vocal_level == -audio.TOP_DB
     with pytest.raises(ValueError, match="reference"):
         FeatureStream(passthrough, 1.0, live=False, reference="loudest")
+
+
+def test_both_references_are_two_channels():
+    signal = np.random.default_rng(2).normal(0, 0.1, (2, WINDOW)).astype(np.float32)
+    half = np.concatenate([np.zeros((2, WINDOW // 2), np.float32), signal[:, WINDOW // 2 :]], 1)
+    for sound in (signal, half * 0.01):
+        (both,) = stream_windows(sound, 3.0, reference="both")
+        (own,) = stream_windows(sound, 3.0)
+        (mix,) = stream_windows(sound, 3.0, reference="mix")
+        assert both.features.shape == (2, audio.N_MELS, audio.WINDOW_FRAMES)
+        np.testing.assert_array_equal(both.features[0], own.features[0])
+        np.testing.assert_array_equal(both.features[1], mix.features[0])

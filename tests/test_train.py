@@ -234,6 +234,7 @@ def test_validation_on_a_given_split(tmp_path, corpus, separator_cache):
         (["--recipe", "nope"], "no recipe 'nope'"),
         (["--recipe", "cnn4", "--set", "epoch=3"], "unknown recipe field 'epoch'"),
         (["--recipe", "cnn4", "--labels", "{short}"], "labels"),
+        (["--recipe", "cnn4", "--set", "reference=both"], "reference must be window or mix"),
     ],
 )
 def test_bad_training_input_is_one_line(tmp_path, corpus, separator_cache, arguments, message):

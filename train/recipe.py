@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vocalstream.errors import VocalstreamError
-from vocalstream.inference.frontend import REFERENCES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,6 +19,9 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 RECIPES = Path(__file__).parent / "recipes"
+
+
+TRAINABLE_REFERENCES = ("window", "mix")  # one channel each
 
 
 class RecipeError(VocalstreamError):
@@ -142,8 +144,11 @@ def _validate(recipe: Recipe) -> None:
         problems.append("epochs, batch_size and copies must be at least 1")
     if not 0.0 < recipe.validation_fraction < 1.0:
         problems.append("validation_fraction must lie between 0 and 1")
-    if recipe.reference not in REFERENCES:
-        problems.append(f"reference must be one of {', '.join(REFERENCES)}")
+    if recipe.reference not in TRAINABLE_REFERENCES:
+        problems.append(
+            "reference must be window or mix (a two-channel bundle joins runs of each: "
+            "vocalstream export RUN... --voice-gate RUN)"
+        )
     if problems:
         raise RecipeError(f"{recipe.name}: " + "; ".join(problems))
 
