@@ -421,9 +421,19 @@ def predict(folder: Path, output: Path, run_dir: Path, compute: str):
     is_flag=True,
     help="Leave the separator out; it is then built from the installed weights on first use.",
 )
+@click.option(
+    "--voice-gate",
+    "voice_runs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A run trained with reference=mix (repeatable): it decides whether anyone sings, the "
+    "RUNs (reference=window) decide who.",
+)
 @_verbosity
-def export_command(runs, output, weights, fp16, fp16_only, int8_data, no_separator):
+def export_command(runs, output, weights, fp16, fp16_only, int8_data, no_separator, voice_runs):
     """Export trained RUNs as one ONNX ensemble in a checksummed model bundle."""
+    import numpy as np
+
     from vocalstream.export.bundle import export_bundle
     from vocalstream.train.run import calibration_features
 
@@ -434,7 +444,10 @@ def export_command(runs, output, weights, fp16, fp16_only, int8_data, no_separat
         except ValueError as error:
             message = f"--weights takes numbers like 0.5,0.5, got {weights!r}"
             raise VocalstreamError(message) from error
-    calibration = calibration_features(runs[0], int8_data) if int8_data else None
+    calibration = None
+    if int8_data:  # a gated bundle's channels: the runs' features, then the gate's
+        parts = [calibration_features(run, int8_data) for run in (runs[0], *voice_runs[:1])]
+        calibration = np.concatenate(parts, axis=1)
     manifest = export_bundle(
         list(runs),
         output,
@@ -443,6 +456,7 @@ def export_command(runs, output, weights, fp16, fp16_only, int8_data, no_separat
         not no_separator,
         fp32=not fp16_only,
         int8_calibration=calibration,
+        voice_runs=list(voice_runs),
     )
     for name in manifest["files"]:
         log.info("%s: %.1f MB", output / name, (output / name).stat().st_size / 1e6)
