@@ -1,6 +1,6 @@
 """Score models on the real-singing development set (`vocalstream corpus build-dev`).
 
-python bench/devset.py DEVSET [--model BUNDLE]... [--hop 1]
+python bench/devset.py DEVSET [--model BUNDLE]... [--hop 1] [--precision auto|fp32|fp16|int8]
 
 Each clip runs through the product's own file path (model.analyse: one separated stream, windows
 every second), and each labelled window is scored:
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import vocalstream
+from vocalstream.inference.model import VoiceModel
 from vocalstream.train.devset import read_windows
 
 LEVEL_DB = -15.0
@@ -37,8 +38,8 @@ def _f1(truth: list[bool], predicted: list[bool]) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def score(model_path: str | None, rows: list[dict], hop: float) -> dict:
-    model = vocalstream.load_model(model_path)
+def score(model_path: str | None, rows: list[dict], hop: float, precision: str = "auto") -> dict:
+    model = vocalstream.Model(VoiceModel(model_path, "cpu", precision=precision))
     by_clip = defaultdict(list)
     for row in rows:
         by_clip[row["clip"]].append(row)
@@ -65,6 +66,7 @@ def score(model_path: str | None, rows: list[dict], hop: float) -> dict:
         ].append(v == h)
     report = {
         "model": model_path or "bundled default",
+        "classifier": model.engine.classifier,
         "windows": len(scored),
         "voice_no_voice": float(np.mean([v == h for v, h in zip(voiced, heard, strict=True)])),
         "voice_recall": float(np.mean([h for v, h in zip(voiced, heard, strict=True) if v])),
@@ -124,11 +126,13 @@ def main() -> None:
     parser.add_argument("devset", type=Path)
     parser.add_argument("--model", action="append", default=None, help="bundle (repeatable)")
     parser.add_argument("--hop", type=float, default=1.0)
+    parser.add_argument("--precision", default="auto", help="auto, fp32, fp16 or int8")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rows = read_windows(arguments.devset)
     for model_path in arguments.model or [None]:
-        print(json.dumps(score(model_path, rows, arguments.hop), indent=1))
+        report = score(model_path, rows, arguments.hop, arguments.precision)
+        print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ def test_the_default_bundle_is_intact_and_small():
     # The separator is built from the installed weights at first use, never committed.
     assert SEPARATOR not in bundle.manifest["files"] and bundle.separation
     assert set(bundle.manifest["files"]) == {CLASSIFIER_FP16, CLASSIFIER_INT8}
-    assert [m["architecture"] for m in bundle.manifest["members"]] == ["cnn4", "resnet18"]
+    members = [(m["architecture"], m["role"]) for m in bundle.manifest["members"]]
+    assert members == [("cnn4", "who"), ("resnet18", "who"), ("cnn4", "voice")]
+    assert bundle.reference == "both"
 
 
 def test_the_default_model_runs_without_model_option(separator_cache):

@@ -43,6 +43,8 @@ def test_main_command_works_after_install(tmp_path, separator_cache):
     for (_, _, end, *_), (_, start, *_) in zip(rows, rows[1:], strict=False):
         assert end == start  # segments tile the file
     assert {row[3] for row in rows} <= {"no_voice", "male", "female", "several"}
+    printed = re.search(r"<!-- main-command -->.+?```text\n(.+?)```", README, re.DOTALL)
+    assert printed and run.stdout == printed.group(1), "the README shows another timeline"
 
 
 def test_python_api_example_runs(separator_cache):
