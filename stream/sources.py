@@ -24,16 +24,26 @@ class DeviceError(VocalstreamError):
     """No usable capture device, or it stopped delivering audio."""
 
 
-def limited(blocks: Iterable[np.ndarray], samples: int | None) -> Iterator[np.ndarray]:
-    """The first `samples` of a block stream (all of it when None)."""
-    for block in blocks:
-        if samples is not None:
-            block = block[:, :samples]
-            samples -= block.shape[1]
-        if block.shape[1]:
-            yield block
-        if samples is not None and samples <= 0:
-            return
+class SampleBudget:
+    """At most `samples` of audio (all of it when None), over any number of block streams: a
+    device that is reopened carries on with what is left."""
+
+    def __init__(self, samples: int | None):
+        self.left = samples
+
+    def take(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for block in blocks:
+            if self.left is not None:
+                block = block[:, : self.left]
+                self.left -= block.shape[1]
+            if block.shape[1]:
+                yield block
+            if self.exhausted:
+                return
+
+    @property
+    def exhausted(self) -> bool:
+        return self.left is not None and self.left <= 0
 
 
 def pcm_blocks(
@@ -87,6 +97,19 @@ def input_devices() -> list[dict]:
         for index, device in enumerate(sounddevice.query_devices())
         if device["max_input_channels"] > 0
     ]
+
+
+def check_capture() -> None:
+    """Raise DeviceError when this machine cannot capture at all (no PortAudio)."""
+    _sounddevice()
+
+
+def refresh_devices() -> None:
+    """Make PortAudio list the devices anew, so that one plugged in (or back) since it started
+    can be opened. Only while no stream is open."""
+    sounddevice = _sounddevice()
+    sounddevice._terminate()
+    sounddevice._initialize()
 
 
 def _sounddevice():

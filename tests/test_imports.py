@@ -15,6 +15,7 @@ FOLDERS = {
     "inference": "vocalstream.inference",
     "train": "vocalstream.train",
     "catalog": "vocalstream.catalog",
+    "service": "vocalstream.service",
 }
 
 # Lower ranks never import higher ones; within a rank, modules of one package may import each
@@ -33,6 +34,7 @@ RANKS = {
     "vocalstream.api": 6,
     "vocalstream": 7,
     "vocalstream.catalog": 7,
+    "vocalstream.service": 7,
     "vocalstream.cli": 8,
     "vocalstream.__main__": 9,
 }

@@ -10,7 +10,7 @@ from conftest import REPO
 
 import vocalstream
 
-PRODUCT_FOLDERS = {"stream", "models", "export", "inference", "train", "catalog"}
+PRODUCT_FOLDERS = {"stream", "models", "export", "inference", "train", "catalog", "service"}
 
 
 @pytest.fixture(scope="module")

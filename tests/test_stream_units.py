@@ -8,7 +8,7 @@ import numpy as np
 
 from vocalstream.stream.formats import render
 from vocalstream.stream.pipeline import Result
-from vocalstream.stream.sources import limited
+from vocalstream.stream.sources import SampleBudget
 from vocalstream.stream.timeline import Smoothing, segments, window_event
 
 LABELS = ("no_voice", "male", "female", "several")
@@ -119,7 +119,10 @@ def test_every_format_renders():
     assert 'text = "female"' in grid and "xmax = 7.5" in grid
 
 
-def test_limited_stops_after_the_asked_samples():
+def test_a_sample_budget_spans_streams():
     blocks = [np.ones((1, 4), np.float32)] * 5
-    assert [b.shape[1] for b in limited(blocks, 10)] == [4, 4, 2]
-    assert sum(b.shape[1] for b in limited(blocks, None)) == 20
+    budget = SampleBudget(10)
+    assert [b.shape[1] for b in budget.take(blocks[:2])] == [4, 4] and not budget.exhausted
+    assert [b.shape[1] for b in budget.take(blocks)] == [2] and budget.exhausted
+    assert list(budget.take(blocks)) == []
+    assert sum(b.shape[1] for b in SampleBudget(None).take(blocks)) == 20

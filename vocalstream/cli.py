@@ -760,38 +760,64 @@ def batch(
         )
 
 
+def _live_options(on_device_loss: str):
+    """The input and model options of listen and serve."""
+
+    def decorate(command):
+        for option in reversed(
+            [
+                click.argument("source", metavar="[INPUT]", required=False),
+                _model_option,
+                click.option(
+                    "--input-device",
+                    "input_device",
+                    cls=_Option,
+                    hidden_aliases=("--device",),
+                    help="Capture device: index or name substring (default: the system's).",
+                ),
+                click.option("--list-devices", is_flag=True, help="List capture devices and exit."),
+                click.option(
+                    "--on-device-loss",
+                    type=click.Choice(["wait", "exit"]),
+                    default=on_device_loss,
+                    show_default=True,
+                    help="When the capture device goes away: exit with an error, or wait for "
+                    "it to come back (health says degraded meanwhile).",
+                ),
+                click.option(
+                    "--hop",
+                    type=float,
+                    default=LISTEN_HOP_SECONDS,
+                    show_default=True,
+                    help="Seconds between window starts (windows are 3 s).",
+                ),
+                click.option(
+                    "--duration", type=float, help="Stop after this many seconds of audio."
+                ),
+                _pcm_options,
+                _compute_option(aliases=()),
+                _verbosity,
+            ]
+        ):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @main.command()
-@click.argument("source", metavar="[INPUT]", required=False)
-@_model_option
-@click.option(
-    "--input-device",
-    "input_device",
-    cls=_Option,
-    hidden_aliases=("--device",),
-    help="Capture device: index or name substring (default: the system's).",
-)
-@click.option("--list-devices", is_flag=True, help="List capture devices and exit.")
-@click.option(
-    "--hop",
-    type=float,
-    default=LISTEN_HOP_SECONDS,
-    show_default=True,
-    help="Seconds between window starts (windows are 3 s).",
-)
-@click.option("--duration", type=float, help="Stop after this many seconds of audio.")
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Append the JSON lines here instead of standard output.",
 )
-@_pcm_options
-@_compute_option(aliases=())
-@_verbosity
+@_live_options(on_device_loss="exit")
 def listen(
     source,
     model,
     input_device,
     list_devices,
+    on_device_loss,
     hop,
     duration,
     output,
@@ -801,55 +827,189 @@ def listen(
     compute,
 ):
     """Classify live audio: one JSON line per window, from the microphone (or raw PCM on
-    standard input with INPUT '-'), until interrupted, the input ends or --duration passes."""
-    import contextlib
+    standard input with INPUT '-'), until interrupted, the input ends or --duration passes.
+    SIGHUP reopens --output (for log rotation)."""
     import signal
-    import threading
 
-    from vocalstream.api import CHANNELS, RATE
-    from vocalstream.stream.sources import Microphone, input_devices, limited
+    from vocalstream.files import LineLog
     from vocalstream.stream.timeline import window_event
 
     if list_devices:
-        for device in input_devices():
-            click.echo(
-                f"{device['index']}: {device['name']} ({device['channels']} ch, "
-                f"{device['default_rate']:.0f} Hz)"
-            )
+        _list_devices()
         return
-    _hop(hop)
     if duration is not None and duration <= 0:
         raise VocalstreamError("--duration must be positive")
+    out = LineLog(output) if output else _StandardOutput()
+    capture = _capture(
+        source,
+        model,
+        input_device,
+        hop,
+        on_device_loss,
+        duration,
+        input_rate,
+        input_channels,
+        input_format,
+        compute,
+    )
+    _handle_signals(capture, out)
+    log.debug("listening: a window every %g s", hop)
+    try:
+        capture.run(lambda result: out.write(json.dumps(window_event(result))))
+    finally:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        out.close()
+    health = capture.health
+    counters = {
+        "windows": health.windows,
+        "dropped": health.dropped,
+        "overruns": health.overruns,
+        "provider": capture.model.provider,
+    }
+    log.info(json.dumps({"health": counters}))
+
+
+class _StandardOutput:
+    def write(self, line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def reopen(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _list_devices() -> None:
+    from vocalstream.stream.sources import input_devices
+
+    for device in input_devices():
+        click.echo(
+            f"{device['index']}: {device['name']} ({device['channels']} ch, "
+            f"{device['default_rate']:.0f} Hz)"
+        )
+
+
+def _capture(
+    source,
+    model,
+    input_device,
+    hop,
+    on_device_loss,
+    duration,
+    input_rate,
+    input_channels,
+    input_format,
+    compute,
+):
+    """The live pipeline of listen and serve: the microphone, or raw PCM with INPUT '-'."""
+    from vocalstream.service.capture import Capture
+
+    _hop(hop)
     if source not in (None, "-"):
         raise VocalstreamError(
-            "listen reads the microphone, or raw PCM with INPUT '-'; for files use vocalstream file"
+            "live input is the microphone, or raw PCM with INPUT '-'; "
+            "for files use vocalstream file"
         )
+    blocks = None
+    if source == "-":
+        blocks = _stdin_blocks(input_rate, input_channels, input_format)
     numbered = input_device is not None and input_device.isdigit()
     device = int(input_device) if numbered else input_device
     loaded = _load_model(model, compute)
-    stop = threading.Event()
+    return Capture(loaded, hop, device, blocks, on_device_loss, duration)
+
+
+def _handle_signals(capture, output) -> None:
+    """SIGINT and SIGTERM finish the windows in flight and stop; SIGHUP reopens the output."""
+    import signal
+
     for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: stop.set())
-    samples = None if duration is None else round(duration * RATE)
-    microphone = None
-    with contextlib.ExitStack() as stack:
-        if source == "-":
-            blocks = _stdin_blocks(input_rate, input_channels, input_format)
-        else:
-            microphone = stack.enter_context(Microphone(device, RATE, CHANNELS))
-            blocks = microphone.blocks(stop)
-        out = stack.enter_context(output.open("a")) if output else sys.stdout
-        live = loaded.stream(limited(blocks, samples), hop=hop, stop=stop)
-        log.debug("listening: a window every %g s", hop)
-        for result in live:
-            out.write(json.dumps(window_event(result)) + "\n")
-            out.flush()
-            if stop.is_set():
-                break
-    counters = {
-        "windows": live.windows,
-        "dropped": live.dropped,
-        "overruns": microphone.overruns if microphone else 0,
-        "provider": loaded.provider,
-    }
-    log.info(json.dumps({"health": counters}))
+        signal.signal(number, lambda *_: capture.stop())
+    signal.signal(signal.SIGHUP, lambda *_: output.reopen())
+
+
+@main.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but loopback serves the events, unauthenticated, to "
+    "whoever can reach it (docs/service.md).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="0: any free port.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also append every event, as a JSON line, to this file (SIGHUP reopens it).",
+)
+@click.option(
+    "--client-backlog",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Events a client may fall behind before it is dropped.",
+)
+@_live_options(on_device_loss="wait")
+def serve(
+    host,
+    port,
+    output,
+    client_backlog,
+    source,
+    model,
+    input_device,
+    list_devices,
+    on_device_loss,
+    hop,
+    duration,
+    input_rate,
+    input_channels,
+    input_format,
+    compute,
+):
+    """Run one live pipeline and serve its events over HTTP: the live page at /, Server-Sent
+    Events at /events, a WebSocket at /ws, /healthz and /metrics. Input as for listen. SIGINT
+    and SIGTERM deliver the windows in flight and exit 0; SIGHUP reopens --output."""
+    from vocalstream.files import LineLog
+    from vocalstream.service.server import Service, bind, is_loopback
+
+    if list_devices:
+        _list_devices()
+        return
+    if duration is not None and duration <= 0:
+        raise VocalstreamError("--duration must be positive")
+    listener = bind(host, port)
+    if not is_loopback(host):
+        log.warning(
+            "serving beyond this machine on %s: anyone who can reach it sees the events", host
+        )
+    out = LineLog(output) if output else None
+    capture = _capture(
+        source,
+        model,
+        input_device,
+        hop,
+        on_device_loss,
+        duration,
+        input_rate,
+        input_channels,
+        input_format,
+        compute,
+    )
+    service = Service(capture, capture.model.provider, listener, client_backlog, out)
+    _handle_signals(capture, out or _StandardOutput())
+    try:
+        service.run()
+    finally:
+        if out is not None:
+            out.close()
+    health = capture.health
+    log.info(json.dumps({"health": {**health.__dict__, "clients_dropped": service.hub.evicted}}))

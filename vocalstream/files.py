@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from vocalstream.errors import VocalstreamError
+
 
 def cache_dir() -> Path:
     """Where built models and features are kept: $VOCALSTREAM_CACHE, else
@@ -74,3 +76,34 @@ def sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: file.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class LineLog:
+    """Lines appended to a file, each flushed whole. `reopen()` (from a SIGHUP handler) makes
+    the next line go to a freshly opened file at the same path, so that logrotate can move the
+    old one away."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._file = self._open()
+        self._reopen = False
+
+    def _open(self):
+        try:
+            return self.path.open("a")
+        except OSError as error:
+            raise VocalstreamError(f"cannot write {self.path}: {error.strerror}") from error
+
+    def reopen(self) -> None:
+        self._reopen = True
+
+    def write(self, line: str) -> None:
+        if self._reopen:
+            self._reopen = False
+            self._file.close()
+            self._file = self._open()
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
