@@ -27,6 +27,10 @@ from vocalstream.stream.pipeline import Result
 from vocalstream.stream.timeline import window_event
 
 log = logging.getLogger("vocalstream")
+# Each connection's kernel send buffer (Linux doubles it): plenty for events of a few hundred
+# bytes, and it bounds what a client that stops reading can hold, beside its queue and uvicorn's
+# 64 KiB write buffer. Fixed, it also stops the kernel growing it to megabytes for such a client.
+SEND_BUFFER_BYTES = 32 * 1024
 DRAIN_SECONDS = 5.0  # at shutdown, how long clients get to receive the last events
 GRACEFUL_SECONDS = 3  # then how long uvicorn waits for connections to close
 
@@ -36,10 +40,12 @@ def bind(host: str, port: int) -> socket.socket:
     audio is opened."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        return socket.create_server((host, port), family=family, backlog=256)
+        listener = socket.create_server((host, port), family=family, backlog=256)
     except OSError as error:
         reason = error.strerror or error
         raise VocalstreamError(f"cannot listen on {host}:{port}: {reason}") from error
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)  # inherited
+    return listener
 
 
 def is_loopback(host: str) -> bool:

@@ -43,6 +43,14 @@ def separator_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def cache_env(separator_cache) -> dict:
+    """The environment of a vocalstream process that uses the session's model cache."""
+    import os
+
+    return {**os.environ, "VOCALSTREAM_CACHE": str(separator_cache.parent)}
+
+
+@pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory, separator_cache):
     """A real model bundle: CNN4 trained for one epoch on the tiny real-audio corpus, exported
     with vocalstream's own commands (its separator comes from the session's cache)."""
@@ -67,10 +75,9 @@ def trained_bundle(tmp_path_factory, separator_cache):
     return folder / "bundle"
 
 
-@pytest.fixture
-def virtual_microphone(tmp_path):
-    """A real capture device: a PulseAudio null sink whose monitor is the default source
-    (../shared/notes/virtual-mic.md). Yields the environment a recording process needs."""
+def start_pulseaudio(runtime) -> dict:
+    """A PulseAudio server in `runtime` whose default source is the monitor of the null sink
+    vmic (../shared/notes/virtual-mic.md). Returns the environment its clients need."""
     import os
     import shutil
     import subprocess
@@ -78,8 +85,7 @@ def virtual_microphone(tmp_path):
 
     if shutil.which("pulseaudio") is None:
         pytest.fail("pulseaudio is not installed: run the README's test command, which installs it")
-    runtime = tmp_path / "pulse-runtime"
-    runtime.mkdir(mode=0o700)
+    runtime.mkdir(mode=0o700, exist_ok=True)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
     subprocess.run(
         [
@@ -102,6 +108,16 @@ def virtual_microphone(tmp_path):
         time.sleep(0.1)
     subprocess.run(["pactl", "set-default-sink", "vmic"], env=env, check=True)
     subprocess.run(["pactl", "set-default-source", "vmic.monitor"], env=env, check=True)
+    return env
+
+
+@pytest.fixture
+def virtual_microphone(tmp_path):
+    """A real capture device: a PulseAudio null sink whose monitor is the default source.
+    Yields the environment a recording process needs."""
+    import subprocess
+
+    env = start_pulseaudio(tmp_path / "pulse-runtime")
     try:
         yield env
     finally:

@@ -68,11 +68,6 @@ def run(*args, env) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def cache_env(separator_cache):
-    return {**os.environ, "VOCALSTREAM_CACHE": str(separator_cache.parent)}
-
-
-@pytest.fixture(scope="module")
 def library(tmp_path_factory):
     """20 real recordings (cuts of 3-6 s, and the 10.9-s sample) in wav, flac, ogg and mp3, in
     nested folders, plus a truncated flac and a text file that is not audio."""

@@ -19,11 +19,6 @@ from vocalstream import audio
 SAMPLE = REPO / "samples" / "example.mp3"  # 10.9 s
 
 
-@pytest.fixture(scope="module")
-def cache_env(separator_cache):
-    return {**os.environ, "VOCALSTREAM_CACHE": str(separator_cache.parent)}
-
-
 def run(*args, env, stdin=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [f"{sys.prefix}/bin/vocalstream", *map(str, args)],
