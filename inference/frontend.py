@@ -52,6 +52,7 @@ class Window:
     features: np.ndarray  # [channels, N_MELS, WINDOW_FRAMES] vocal log-mel, dB below a reference
     padded: bool  # the stream ended inside it: zeros fill the rest
     vocal_level: float  # the vocals' energy relative to the mix's, dB (0 without separation)
+    input_level: float  # the mix's level, dB relative to a full-scale sine (input_level())
 
 
 def _round_up(frames: int) -> int:
@@ -90,6 +91,14 @@ def vocal_level(vocals: np.ndarray, mix: np.ndarray) -> float:
         return -audio.TOP_DB
     ratio = max(float(vocals.sum(dtype=np.float64)), audio.AMIN) / mix_energy
     return float(np.clip(10.0 * np.log10(ratio), -audio.TOP_DB, 0.0))
+
+
+def input_level(mix: np.ndarray) -> float:
+    """The mix's mel power [N_MELS, T] per frame, dB relative to a full-scale sine's, floored
+    at -120 dB (digital silence)."""
+    power = float(mix.sum(dtype=np.float64)) / max(mix.shape[-1], 1)
+    decibels = 10.0 * math.log10(max(power, audio.AMIN)) - audio.FULL_SCALE_SINE_MEL_DB
+    return max(decibels, -120.0)
 
 
 class FeatureStream:
@@ -230,6 +239,7 @@ class FeatureStream:
             window_features(vocals, mix, self.reference),
             padded,
             vocal_level(vocals, mix),
+            input_level(mix),
         )
 
     def _full_windows(self) -> list[Window]:

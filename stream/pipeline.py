@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vocalstream import audio
 from vocalstream.inference.frontend import Window
 from vocalstream.inference.model import VoiceModel
 
@@ -33,6 +34,7 @@ class Result:
     latency_ms: float  # from the last sample the window needs being available to its result
     dropped: int  # windows dropped so far in this stream
     vocal_level: float  # the vocals' energy relative to the mix's, dB
+    input_level: float  # the mix's level, dB relative to a full-scale sine
     labels: tuple[str, ...] = field(default=(), repr=False)
 
     @property
@@ -103,6 +105,9 @@ class Pipeline:
         producer = threading.Thread(target=produce, name="vocalstream-source", daemon=True)
         producer.start()
         labels = self.model.labels
+        # Below the silence level there is nothing to hear, so no voice, whatever the model
+        # makes of the noise floor it sees in dB below the window's maximum.
+        silence = np.eye(len(labels), dtype=np.float32)[labels.index("no_voice")]
         try:
             while True:
                 with condition:
@@ -115,6 +120,8 @@ class Pipeline:
                     condition.notify_all()
                 batch = np.stack([window.features for window, _ in taken])
                 probabilities = self.model.probabilities(batch)
+                silent = [window.input_level < audio.SILENCE_LEVEL_DB for window, _ in taken]
+                probabilities[silent] = silence
                 finished = time.monotonic()
                 for (window, ready), row in zip(taken, probabilities, strict=True):
                     self.windows += 1
@@ -127,6 +134,7 @@ class Pipeline:
                         1e3 * (finished - ready),
                         self.dropped,
                         round(window.vocal_level, 2),
+                        round(window.input_level, 2),
                         labels,
                     )
         finally:

@@ -25,6 +25,7 @@ def window_event(result: Result) -> dict:
             for name, p in zip(result.labels, result.probabilities, strict=True)
         },
         "vocal_level": round(result.vocal_level, 2),
+        "input_level": round(result.input_level, 2),
         "latency_ms": round(result.latency_ms, 1),
         "dropped": result.dropped,
         "padded": result.padded,

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO, SONG, shared
+from conftest import REPO, SONG, SPEECH, shared
 
 from vocalstream.inference.bundle import (
     CLASSIFIER_FP16,
@@ -44,3 +44,25 @@ def test_the_default_model_runs_without_model_option(separator_cache):
     (timeline,) = json.loads(result.stdout)["files"]
     assert timeline["segments"][0]["start"] == 0.0
     assert timeline["segments"][-1]["end"] > 130
+
+
+def test_silence_is_no_voice(separator_cache):
+    """Digital silence and a -70 dBFS hiss around a real voice: nothing to hear is no voice
+    (the shipped model alone calls such windows `male`)."""
+    import numpy as np
+
+    from vocalstream import audio
+    from vocalstream.api import load_model
+
+    rate = 44100
+    speech = audio.load(shared(SPEECH), rate, 2)[:, : 6 * rate]
+    hiss = 10 ** (-70 / 20) * np.random.default_rng(0).standard_normal((2, 6 * rate))
+    silence = np.zeros((2, 6 * rate), np.float32)
+    recording = np.concatenate([silence, speech, hiss.astype(np.float32)], axis=1)
+    windows = load_model(device="cpu").analyse(recording, hop=1.0).windows
+    quiet = [w for w in windows if w.end <= 6 or w.start >= 13]  # frames reach 1 s around
+    assert len(quiet) == 7
+    assert all(w.label == "no_voice" and w.probabilities[0] == 1.0 for w in quiet)
+    assert all(w.input_level < audio.SILENCE_LEVEL_DB for w in quiet)
+    voiced = [w for w in windows if w.start >= 6 and w.end <= 12]
+    assert [w.label for w in voiced].count("female") >= 3, [w.label for w in voiced]

@@ -202,3 +202,13 @@ def test_both_references_are_two_channels():
         assert both.features.shape == (2, audio.N_MELS, audio.WINDOW_FRAMES)
         np.testing.assert_array_equal(both.features[0], own.features[0])
         np.testing.assert_array_equal(both.features[1], mix.features[0])
+
+
+def test_the_input_level_reads_a_sine_in_dbfs():
+    seconds = np.arange(WINDOW) / RATE
+    for dbfs in (0.0, -20.0, -60.0):
+        sine = 10 ** (dbfs / 20) * np.sin(2 * np.pi * 440 * seconds)
+        (window,) = stream_windows(np.stack([sine, sine]).astype(np.float32), 3.0)
+        assert abs(window.input_level - dbfs) < 0.5, (dbfs, window.input_level)
+    (silence,) = stream_windows(np.zeros((2, WINDOW), np.float32), 3.0)
+    assert silence.input_level == -120.0

@@ -17,7 +17,7 @@ LABELS = ("no_voice", "male", "female", "several")
 def result(index, probabilities, start=None, padded=False):
     start = 3.0 * index if start is None else start
     probabilities = np.array(probabilities, np.float32)
-    return Result(index, start, start + 3.0, padded, probabilities, 5.0, 0, -12.345, LABELS)
+    return Result(index, start, start + 3.0, padded, probabilities, 5.0, 0, -12.345, -20.0, LABELS)
 
 
 def test_window_event_schema():
@@ -29,6 +29,7 @@ def test_window_event_schema():
         "label_id": 2,
         "probs": {"no_voice": 0.1, "male": 0.2, "female": 0.6, "several": 0.1},
         "vocal_level": -12.35,
+        "input_level": -20.0,
         "latency_ms": 5.0,
         "dropped": 0,
         "padded": False,

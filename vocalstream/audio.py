@@ -41,6 +41,12 @@ WINDOW_FRAMES = 1 + WINDOW_SAMPLES // CLASSIFIER_HOP  # 130 frames of a centred 
 AMIN = 1e-10
 TOP_DB = 80.0
 
+# A window's input level is its mix's mel power per frame in dB relative to that of a full-scale
+# sine (measured through the front-end: 47.7 dB); below SILENCE_LEVEL_DB it holds nothing to hear,
+# so no voice (a -60 dBFS sine reads -60, white noise at -60 dBFS RMS about -68).
+FULL_SCALE_SINE_MEL_DB = 47.7
+SILENCE_LEVEL_DB = -60.0
+
 # Normalisation of the log-mel input used by the seeds' models.
 MEL_MEAN = -50.217636
 MEL_STD = 16.921597
