@@ -272,7 +272,7 @@ def test_on_device_loss_exit_is_one_error_line(trained_bundle, cache_env, virtua
     assert "Traceback" not in stderr
 
 
-def test_sighup_reopens_the_output_for_log_rotation(
+def test_sighup_reopens_the_output_and_sigterm_delivers_the_last_windows(
     trained_bundle, cache_env, virtual_microphone, tmp_path
 ):
     log = tmp_path / "events.jsonl"
@@ -280,6 +280,14 @@ def test_sighup_reopens_the_output_for_log_rotation(
         ["--model", trained_bundle, "--input-device", "pulse", "--output", log],
         {**cache_env, **virtual_microphone},
     )
+    lines = []
+
+    def read_to_the_end():
+        with httpx.stream("GET", served.url + "events?since=0", timeout=60) as response:
+            lines.extend(response.iter_lines())
+
+    reader = threading.Thread(target=read_to_the_end)
+    reader.start()
     try:
         served.wait_for(lambda: served.health()["windows"] >= 2, what="two windows")
         log.rename(tmp_path / "events.jsonl.1")
@@ -287,11 +295,17 @@ def test_sighup_reopens_the_output_for_log_rotation(
         served.wait_for(lambda: log.exists() and log.read_text().count("\n") >= 2, what="a new log")
     finally:
         code, stderr = served.stop()
+        reader.join(timeout=30)
     assert code == 0, stderr
     old = [json.loads(line) for line in (tmp_path / "events.jsonl.1").read_text().splitlines()]
     new = [json.loads(line) for line in log.read_text().splitlines()]
     starts = [event["t0"] for event in old + new]
     assert starts == [float(n) for n in range(len(starts))]  # nothing lost, nothing twice
+    # The stream ended by itself, after the last window the service classified.
+    final = json.loads(stderr.strip().splitlines()[-1])["health"]
+    assert not reader.is_alive()
+    assert [event_id for event_id, _ in sse_events(lines)] == list(range(1, final["windows"] + 1))
+    assert final["windows"] == len(starts)
 
 
 def test_a_client_that_falls_behind_is_dropped_and_counted(trained_bundle, cache_env, tmp_path):

@@ -243,3 +243,34 @@ def test_a_microphone_that_disappears_is_a_clear_error(
     errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
     assert listener.returncode == 1 and len(errors) == 1, stderr
     assert "stopped delivering audio" in errors[0] and "Traceback" not in stderr
+
+
+def test_listen_reopens_its_output_on_sighup(
+    trained_bundle, cache_env, virtual_microphone, tmp_path
+):
+    import signal
+
+    log = tmp_path / "events.jsonl"
+    listener = subprocess.Popen(
+        [
+            f"{sys.prefix}/bin/vocalstream", "listen", "--model", str(trained_bundle),
+            "--device", "pulse", "--output", str(log),
+        ],
+        stderr=subprocess.PIPE,
+        env={**cache_env, **virtual_microphone},
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    log.rename(tmp_path / "events.jsonl.1")
+    listener.send_signal(signal.SIGHUP)
+    while not (log.exists() and log.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    listener.send_signal(signal.SIGTERM)
+    _, stderr = listener.communicate(timeout=30)
+    assert listener.returncode == 0, stderr
+    lines = (tmp_path / "events.jsonl.1").read_text().splitlines() + log.read_text().splitlines()
+    starts = [json.loads(line)["t0"] for line in lines]
+    assert starts == [float(n) for n in range(len(starts))] and len(starts) >= 4
+    assert json.loads(stderr.strip().splitlines()[-1])["health"]["windows"] == len(starts)
