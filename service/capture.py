@@ -39,7 +39,7 @@ class Health:
     windows: int
     dropped: int
     overruns: int
-    device: str | None  # the capture device's name; None for standard input
+    device: str | None  # the capture device's name, or "standard input"; None before opening
     device_up: bool
     reopened: int  # times the device came back after a loss
 
@@ -131,7 +131,7 @@ class Capture:
     def _opened(self) -> Iterator[Iterable[np.ndarray]]:
         if self.blocks is not None:
             with self._lock:
-                self._reason = None
+                self._reason, self._device_name = None, "standard input"
             yield self.blocks
             return
         with Microphone(self.device, RATE, CHANNELS) as microphone:

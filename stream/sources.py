@@ -108,6 +108,7 @@ def refresh_devices() -> None:
     """Make PortAudio list the devices anew, so that one plugged in (or back) since it started
     can be opened. Only while no stream is open."""
     sounddevice = _sounddevice()
+    # sounddevice's documented way to re-read the device list (no public call does it).
     sounddevice._terminate()
     sounddevice._initialize()
 

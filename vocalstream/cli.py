@@ -8,6 +8,7 @@ microphone. The earlier spellings (`--device` for either) still work, hidden fro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -1011,5 +1012,5 @@ def serve(
     finally:
         if out is not None:
             out.close()
-    health = capture.health
-    log.info(json.dumps({"health": {**health.__dict__, "clients_dropped": service.hub.evicted}}))
+    health = dataclasses.asdict(capture.health)
+    log.info(json.dumps({"health": {**health, "clients_dropped": service.hub.evicted}}))
