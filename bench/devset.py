@@ -24,6 +24,7 @@ import numpy as np
 
 import vocalstream
 from vocalstream.inference.model import VoiceModel
+from vocalstream.models.labels import decide
 from vocalstream.train.devset import read_windows
 
 LEVEL_DB = -15.0
@@ -54,11 +55,11 @@ def score(model_path: str | None, rows: list[dict], hop: float, precision: str =
         labels.index(n) for n in ("male", "female", "several", "no_voice")
     )
     voiced = [row["label"] != "no_voice" for row, _, _ in scored]
-    heard = [int(np.argmax(p)) != silent for _, p, _ in scored]
+    heard = [int(decide(p)) != silent for _, p, _ in scored]
     level = [v >= LEVEL_DB for _, _, v in scored]
     gendered = [(row, p) for row, p, _ in scored if row["label"] in ("male", "female")]
     gender = [("male" if p[male] > p[female] else "female") == row["label"] for row, p in gendered]
-    strict = [labels[int(np.argmax(p))] == row["label"] for row, p in gendered]
+    strict = [labels[int(decide(p))] == row["label"] for row, p in gendered]
     per_source = defaultdict(list)
     for (row, _, _), v, h in zip(scored, voiced, heard, strict=True):
         per_source[
@@ -95,7 +96,7 @@ def score(model_path: str | None, rows: list[dict], hop: float, precision: str =
         "gender_strict": float(np.mean(strict)),
         "several_f1": _f1(
             [row["label"] == "several" for row, _, _ in scored],
-            [int(np.argmax(p)) == several for _, p, _ in scored],
+            [int(decide(p)) == several for _, p, _ in scored],
         ),
         "voice_no_voice_by_singer": {
             k: round(float(np.mean(v)), 3) for k, v in sorted(per_source.items())
@@ -107,7 +108,7 @@ def score(model_path: str | None, rows: list[dict], hop: float, precision: str =
             name: sum(
                 1
                 for row, p, _ in scored
-                if row["label"] == truth and labels[int(np.argmax(p))] == name
+                if row["label"] == truth and labels[int(decide(p))] == name
             )
             for name in labels
         }

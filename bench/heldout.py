@@ -21,7 +21,7 @@ import numpy as np
 from vocalstream import audio
 from vocalstream.inference.frontend import snippet_features
 from vocalstream.inference.model import VoiceModel
-from vocalstream.models.labels import LABELS
+from vocalstream.models.labels import LABELS, decide
 from vocalstream.train.engine import classification_report
 
 
@@ -78,7 +78,7 @@ def probe(classifier: VoiceModel, shared: Path) -> dict[str, dict]:
     for name, (waveform, label) in cases.items():
         step = audio.WINDOW_SECONDS * audio.SEPARATION_RATE
         windows = [waveform[:, s : s + step] for s in range(0, waveform.shape[1] - step + 1, step)]
-        predicted = classifier.classify_snippets(np.stack(windows)).argmax(1)
+        predicted = decide(classifier.classify_snippets(np.stack(windows)))
         counts = {LABELS[c]: int((predicted == c).sum()) for c in range(len(LABELS))}
         accuracy = None if label is None else float((predicted == label).mean())
         results[name] = {"windows": len(windows), "accuracy": accuracy, "predicted": counts}
@@ -107,7 +107,7 @@ def main() -> None:
     labels = np.array([int(row["label"]) for row in rows])
     inputs = features(classifier, [arguments.split / row["path"] for row in rows])
     probabilities = classifier.probabilities(inputs)
-    predicted = probabilities.argmax(1)
+    predicted = decide(probabilities)
     report = classification_report(labels, predicted)
     results = {
         "split": str(arguments.split),

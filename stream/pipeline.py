@@ -20,6 +20,7 @@ import numpy as np
 from vocalstream import audio
 from vocalstream.inference.frontend import Window
 from vocalstream.inference.model import VoiceModel
+from vocalstream.models.labels import decide
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Result:
 
     @property
     def label_id(self) -> int:
-        return int(np.argmax(self.probabilities))
+        return int(decide(self.probabilities))
 
     @property
     def label(self) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import median_filter
 
+from vocalstream.models.labels import decide
 from vocalstream.stream.pipeline import Result
 
 SMOOTHING = ("median", "hysteresis", "none")
@@ -64,12 +65,12 @@ def _labels_over_time(probabilities: np.ndarray, smoothing: Smoothing) -> np.nda
     if smoothing.method == "median" and len(probabilities) > 1:
         size = (smoothing.median_windows, 1)
         probabilities = median_filter(probabilities, size=size, mode="nearest")
-    chosen = probabilities.argmax(axis=1)
+    chosen = decide(probabilities)
     if smoothing.method != "hysteresis":
         return chosen
     current = chosen[0]
     for index, row in enumerate(probabilities):
-        best = int(row.argmax())
+        best = int(decide(row))
         if best != current and row[best] >= smoothing.enter and row[current] < smoothing.exit:
             current = best
         chosen[index] = current

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from vocalstream.models.labels import decide
 from vocalstream.stream.formats import render
 from vocalstream.stream.pipeline import Result
 from vocalstream.stream.sources import SampleBudget
@@ -127,3 +128,13 @@ def test_a_sample_budget_spans_streams():
     assert [b.shape[1] for b in budget.take(blocks)] == [2] and budget.exhausted
     assert list(budget.take(blocks)) == []
     assert sum(b.shape[1] for b in SampleBudget(None).take(blocks)) == 20
+
+
+def test_a_window_is_voiced_when_no_voice_is_less_likely_than_not():
+    """P(no voice) 0.4 beside a voice split three ways is a voice: the likeliest of them."""
+    assert result(0, [0.4, 0.35, 0.15, 0.1]).label == "male"
+    assert result(0, [0.5, 0.45, 0.05, 0.0]).label == "no_voice"
+    batch = np.array([[0.4, 0.1, 0.2, 0.3], [0.9, 0.05, 0.05, 0.0], [0.0, 0.2, 0.3, 0.5]])
+    assert decide(batch).tolist() == [3, 0, 3]
+    timeline = segments([result(i, row) for i, row in enumerate(batch)], 3.0, Smoothing("none"))
+    assert [s.label for s in timeline] == ["several", "no_voice", "several"]
