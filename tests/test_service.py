@@ -114,13 +114,21 @@ class Served:
         return code, "".join(self.stderr)
 
 
-def stalled_client(url: str) -> socket.socket:
-    """An SSE client that asks for events and never reads them, with a small receive buffer."""
+def stalled_client(url: str, websocket: bool = False) -> socket.socket:
+    """A client that asks for events (SSE, or a WebSocket) and never reads them, with a small
+    receive buffer."""
     host, port = httpx.URL(url).host, httpx.URL(url).port
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect((host, port))
-    stalled.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+    upgrade = (
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dm9jYWxzdHJlYW0gdGVzdA==\r\n"
+    )
+    path = b"/ws" if websocket else b"/events"
+    stalled.sendall(
+        b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + (upgrade if websocket else b"") + b"\r\n"
+    )
     return stalled
 
 
@@ -309,10 +317,10 @@ def test_sighup_reopens_the_output_and_sigterm_delivers_the_last_windows(
 
 
 def test_a_client_that_falls_behind_is_dropped_and_counted(trained_bundle, cache_env, tmp_path):
-    """Raw PCM as fast as it can be read: events come far faster than real time. A client that
-    never reads is dropped; one that reads gets every event."""
+    """Raw PCM as fast as it can be read: events come far faster than real time. Clients that
+    never read (SSE and WebSocket) are dropped; one that reads gets every event."""
     music = audio.load(shared(ORCHESTRA), 44100, 2)
-    pcm = np.tile(music, 10).T.astype("<f4").tobytes()
+    pcm = np.tile(music, 16).T.astype("<f4").tobytes()
     reading, writing = os.pipe()
     served = Served(
         ["-", "--model", trained_bundle, "--hop", "0.25", "--client-backlog", "8"],
@@ -320,8 +328,8 @@ def test_a_client_that_falls_behind_is_dropped_and_counted(trained_bundle, cache
         stdin=reading,
     )
     os.close(reading)
-    stalled = stalled_client(served.url)
-    served.wait_for(lambda: served.health()["clients"] == 1, what="the stalled client")
+    stalled = [stalled_client(served.url), stalled_client(served.url, websocket=True)]
+    served.wait_for(lambda: served.health()["clients"] == 2, what="the stalled clients")
     lines = []
     with httpx.stream("GET", served.url + "events", timeout=60) as response:
         writer = threading.Thread(target=write_all, args=(writing, pcm))
@@ -329,13 +337,15 @@ def test_a_client_that_falls_behind_is_dropped_and_counted(trained_bundle, cache
         lines = list(response.iter_lines())  # the stream ends when the input does
     writer.join()
     code, stderr = served.stop()
-    stalled.close()
+    for client in stalled:
+        client.close()
     assert code == 0, stderr
     ids = [event_id for event_id, _ in sse_events(lines)]
     assert ids == list(range(1, len(ids) + 1)) and len(ids) > 100
     final = json.loads(stderr.strip().splitlines()[-1])["health"]
-    assert final["clients_dropped"] == 1 and final["windows"] == len(ids), stderr
-    assert "fell 8 events behind" in stderr
+    assert final["clients_dropped"] == 2 and final["windows"] == len(ids), stderr
+    assert "dropped a sse client that fell 8 events behind" in stderr
+    assert "dropped a ws client that fell 8 events behind" in stderr
 
 
 @pytest.mark.parametrize(
