@@ -103,9 +103,12 @@ def test_every_imported_package_is_declared():
     config = ConfigParser()
     config.read(REPO / "setup.cfg")
 
+    def canonical(name: str) -> str:  # PEP 503: prometheus_client and prometheus-client match
+        return re.sub(r"[-_.]+", "-", name).lower()
+
     def names(requirements: str) -> set[str]:
         lines = requirements.strip().splitlines()
-        return {re.split(r"[<>=!;\[ ]", line.strip())[0].lower() for line in lines}
+        return {canonical(re.split(r"[<>=!;\[ ]", line.strip())[0]) for line in lines}
 
     declared = names(config["options"]["install_requires"])
     # The corpus builder alone may use the `corpus` extra.
@@ -128,7 +131,7 @@ def test_every_imported_package_is_declared():
                     top = name.split(".")[0]
                     if top in sys.stdlib_module_names or top == "vocalstream":
                         continue
-                    owners = {d.lower() for d in distributions.get(top, [top])}
+                    owners = {canonical(d) for d in distributions.get(top, [top])}
                     if not owners & (declared | extra.get(source, set())):
                         undeclared.add(f"{top} ({source.relative_to(REPO)})")
     assert not undeclared, f"imported but not in install_requires: {sorted(undeclared)}"
