@@ -813,20 +813,7 @@ def _live_options(on_device_loss: str):
     help="Append the JSON lines here instead of standard output.",
 )
 @_live_options(on_device_loss="exit")
-def listen(
-    source,
-    model,
-    input_device,
-    list_devices,
-    on_device_loss,
-    hop,
-    duration,
-    output,
-    input_rate,
-    input_channels,
-    input_format,
-    compute,
-):
+def listen(output, **live):
     """Classify live audio: one JSON line per window, from the microphone (or raw PCM on
     standard input with INPUT '-'), until interrupted, the input ends or --duration passes.
     SIGHUP reopens --output (for log rotation)."""
@@ -835,26 +822,13 @@ def listen(
     from vocalstream.files import LineLog
     from vocalstream.stream.timeline import window_event
 
-    if list_devices:
+    if live.pop("list_devices"):
         _list_devices()
         return
-    if duration is not None and duration <= 0:
-        raise VocalstreamError("--duration must be positive")
     out = LineLog(output) if output else _StandardOutput()
-    capture = _capture(
-        source,
-        model,
-        input_device,
-        hop,
-        on_device_loss,
-        duration,
-        input_rate,
-        input_channels,
-        input_format,
-        compute,
-    )
+    capture = _capture(**live)
     _handle_signals(capture, out)
-    log.debug("listening: a window every %g s", hop)
+    log.debug("listening: a window every %g s", capture.hop)
     try:
         capture.run(lambda result: out.write(json.dumps(window_event(result))))
     finally:
@@ -908,6 +882,8 @@ def _capture(
     from vocalstream.service.capture import Capture
 
     _hop(hop)
+    if duration is not None and duration <= 0:
+        raise VocalstreamError("--duration must be positive")
     if source not in (None, "-"):
         raise VocalstreamError(
             "live input is the microphone, or raw PCM with INPUT '-'; "
@@ -923,12 +899,13 @@ def _capture(
 
 
 def _handle_signals(capture, output) -> None:
-    """SIGINT and SIGTERM finish the windows in flight and stop; SIGHUP reopens the output."""
+    """SIGINT and SIGTERM finish the windows in flight and stop; SIGHUP reopens the output
+    file, if there is one."""
     import signal
 
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: capture.stop())
-    signal.signal(signal.SIGHUP, lambda *_: output.reopen())
+    signal.signal(signal.SIGHUP, lambda *_: output is not None and output.reopen())
 
 
 @main.command()
@@ -959,54 +936,25 @@ def _handle_signals(capture, output) -> None:
     help="Events a client may fall behind before it is dropped.",
 )
 @_live_options(on_device_loss="wait")
-def serve(
-    host,
-    port,
-    output,
-    client_backlog,
-    source,
-    model,
-    input_device,
-    list_devices,
-    on_device_loss,
-    hop,
-    duration,
-    input_rate,
-    input_channels,
-    input_format,
-    compute,
-):
+def serve(host, port, output, client_backlog, **live):
     """Run one live pipeline and serve its events over HTTP: the live page at /, Server-Sent
     Events at /events, a WebSocket at /ws, /healthz and /metrics. Input as for listen. SIGINT
     and SIGTERM deliver the windows in flight and exit 0; SIGHUP reopens --output."""
     from vocalstream.files import LineLog
     from vocalstream.service.server import Service, bind, is_loopback
 
-    if list_devices:
+    if live.pop("list_devices"):
         _list_devices()
         return
-    if duration is not None and duration <= 0:
-        raise VocalstreamError("--duration must be positive")
     listener = bind(host, port)
     if not is_loopback(host):
         log.warning(
             "serving beyond this machine on %s: anyone who can reach it sees the events", host
         )
     out = LineLog(output) if output else None
-    capture = _capture(
-        source,
-        model,
-        input_device,
-        hop,
-        on_device_loss,
-        duration,
-        input_rate,
-        input_channels,
-        input_format,
-        compute,
-    )
+    capture = _capture(**live)
     service = Service(capture, capture.model.provider, listener, client_backlog, out)
-    _handle_signals(capture, out or _StandardOutput())
+    _handle_signals(capture, out)
     try:
         service.run()
     finally:
