@@ -825,9 +825,9 @@ def listen(output, **live):
     if live.pop("list_devices"):
         _list_devices()
         return
+    capture = _capture(**live)  # before --output is created: a bad model leaves no file behind
     out = LineLog(output) if output else _StandardOutput()
-    capture = _capture(**live)
-    _handle_signals(capture, out)
+    _handle_signals(capture, out if output else None)
     log.debug("listening: a window every %g s", capture.hop)
     try:
         capture.run(lambda result: out.write(json.dumps(window_event(result))))
@@ -848,9 +848,6 @@ class _StandardOutput:
     def write(self, line: str) -> None:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
-
-    def reopen(self) -> None:
-        pass
 
     def close(self) -> None:
         pass
@@ -951,8 +948,8 @@ def serve(host, port, output, client_backlog, **live):
         log.warning(
             "serving beyond this machine on %s: anyone who can reach it sees the events", host
         )
-    out = LineLog(output) if output else None
     capture = _capture(**live)
+    out = LineLog(output) if output else None
     service = Service(capture, capture.model.provider, listener, client_backlog, out)
     _handle_signals(capture, out)
     try:
