@@ -93,12 +93,12 @@ def main() -> None:
     print(f"| path | mean dB | p95 dB | {header} |")
     print("|---|---|---|" + "---|" * len(models))
     on_reference = {
-        name: model.probabilities(reference).argmax(1) for name, model in models.items()
+        name: model.classifier_probabilities(reference).argmax(1) for name, model in models.items()
     }
     for label, values in features.items():
         mean, p95 = difference(values, reference)
         agreements = " | ".join(
-            f"{(model.probabilities(values).argmax(1) == on_reference[name]).mean():.3f}"
+            f"{(model.classifier_probabilities(values).argmax(1) == on_reference[name]).mean():.3f}"
             for name, model in models.items()
         )
         print(f"| {label} | {mean:.2f} | {p95:.2f} | {agreements} |")
@@ -109,12 +109,14 @@ def main() -> None:
         held = [p for p, file in CLASSIFIERS.items() if file in model.bundle.manifest["files"]]
         base = "fp32" if "fp32" in held else held[0]
         inputs = features[f"stream file {model.bundle.separator_variant}"]
-        expected = VoiceModel(model.bundle, device="cpu", precision=base).probabilities(inputs)
+        expected = VoiceModel(model.bundle, device="cpu", precision=base).classifier_probabilities(
+            inputs
+        )
         for precision in held:
             if precision != base:
-                ours = VoiceModel(model.bundle, device="cpu", precision=precision).probabilities(
-                    inputs
-                )
+                ours = VoiceModel(
+                    model.bundle, device="cpu", precision=precision
+                ).classifier_probabilities(inputs)
                 agreement = (ours.argmax(1) == expected.argmax(1)).mean()
                 gap = np.abs(ours - expected).max()
                 print(f"| {name} | {precision} | {base} | {gap:.4f} | {agreement:.3f} |")

@@ -19,17 +19,24 @@ from pathlib import Path
 import numpy as np
 
 from vocalstream import audio
-from vocalstream.inference.frontend import snippet_features
+from vocalstream.inference.frontend import snippet_window
 from vocalstream.inference.model import VoiceModel
 from vocalstream.models.labels import LABELS, decide
 from vocalstream.train.engine import classification_report
 
 
-def features(classifier: VoiceModel, paths: list[Path]) -> np.ndarray:
-    """The classifier's input features of the first window of each file, as training sees it."""
-    reference = classifier.bundle.reference
-    return np.stack(
-        [snippet_features(audio.load(p, 44100, 2), classifier.estimator, reference) for p in paths]
+def features(classifier: VoiceModel, paths: list[Path]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The model's inputs for the first window of each file, as training sees it: classifier
+    features, and music features when the bundle has a real-music branch."""
+    music = classifier.music_session is not None
+    windows = [
+        snippet_window(
+            audio.load(p, 44100, 2), classifier.estimator, classifier.bundle.reference, music
+        )
+        for p in paths
+    ]
+    return np.stack([w.features for w in windows]), (
+        np.stack([w.music for w in windows]) if music else None
     )
 
 
@@ -106,7 +113,7 @@ def main() -> None:
         rows = list(csv.DictReader(file))
     labels = np.array([int(row["label"]) for row in rows])
     inputs = features(classifier, [arguments.split / row["path"] for row in rows])
-    probabilities = classifier.probabilities(inputs)
+    probabilities = classifier.probabilities(*inputs)
     predicted = decide(probabilities)
     report = classification_report(labels, predicted)
     results = {
@@ -136,7 +143,7 @@ def main() -> None:
         results["real_singing_probe"] = probe(classifier, arguments.probe)
     if arguments.compare:
         other = VoiceModel(arguments.compare, device="cpu")
-        theirs = other.probabilities(inputs)
+        theirs = other.probabilities(*features(other, [arguments.split / r["path"] for r in rows]))
         results["compare"] = {
             "bundle": str(arguments.compare),
             "max_abs_probability_difference": float(np.abs(theirs - probabilities).max()),

@@ -12,6 +12,7 @@ import torch
 
 from vocalstream import audio
 from vocalstream.errors import ModelError
+from vocalstream.export.music import export_music, fit_gender_fusion, load_musicnn, music_manifest
 from vocalstream.files import atomic_folder, sha256
 from vocalstream.inference.bundle import (
     BUNDLE_FORMAT,
@@ -20,17 +21,23 @@ from vocalstream.inference.bundle import (
     CLASSIFIER_INT8,
     INPUT,
     MANIFEST,
+    MUSIC,
+    MUSIC_LICENCE,
     OUTPUT,
     SEPARATOR,
 )
 from vocalstream.inference.frontend import CHANNELS
 from vocalstream.inference.onnx_export import export_onnx
-from vocalstream.inference.separator import LEGACY_VARIANT, cached_separator_path
+from vocalstream.inference.separator import (
+    LEGACY_VARIANT,
+    OnnxMaskEstimator,
+    cached_separator_path,
+)
 from vocalstream.models.classifiers import Ensemble, VoiceGate
 from vocalstream.models.labels import LABELS
 from vocalstream.models.spleeter_weights import CHECKPOINTS
 from vocalstream.train.engine import load_trained
-from vocalstream.train.run import load_run
+from vocalstream.train.run import load_run, read_examples
 from vocalstream.version import __version__
 
 
@@ -135,12 +142,16 @@ def export_bundle(
     fp32: bool = True,
     int8_calibration: np.ndarray | None = None,
     voice_runs: list[Path] | None = None,
+    music_weights: Path | None = None,
+    fusion_data: Path | None = None,
 ) -> dict:
     """Write a bundle for the ensemble of `runs` (each run weighted, its members inside it by
     their own weights). fp16 adds the float16 classifier, fp32=False leaves the float32 one out
     (half the size); int8_calibration (features of real examples) adds the 8-bit classifier.
     voice_runs (trained on features below the mix's maximum, equally weighted) make a VoiceGate:
     they decide whether anyone sings, and `runs` (below the window's maximum) who.
+    music_weights (musicnn's, from tools/musicnn_weights.py) add the real-music branch, its
+    gender fusion fitted on the examples of fusion_data (a folder or manifest, as train --data).
     Returns the manifest. The bundle appears whole or not at all."""
     if not (fp16 or fp32):
         raise ModelError("a bundle needs a float32 or a float16 classifier")
@@ -173,6 +184,18 @@ def export_bundle(
             f"the runs used front-end version {version}; this vocalstream computes version "
             f"{audio.FRONTEND_VERSION}: retrain them"
         )
+    music = None
+    if music_weights is not None:
+        if fusion_data is None:
+            raise ModelError("a music branch needs labelled data to fit its gender fusion on")
+        network, notice = load_musicnn(music_weights)
+        estimator = None
+        if separation:
+            estimator = OnnxMaskEstimator(cached_separator_path(variant), "cpu")
+        examples = read_examples(fusion_data)
+        music = fit_gender_fusion(
+            ensemble, network, examples, estimator, reference, fusion_data.as_posix()
+        )
     with atomic_folder(destination) as folder:
         files = [export_classifier(ensemble, folder / CLASSIFIER, CHANNELS[reference])]
         if fp16:
@@ -181,6 +204,10 @@ def export_bundle(
             files.append(to_int8(files[0], folder / CLASSIFIER_INT8, int8_calibration))
         if not fp32:
             files.pop(0).unlink()
+        if music is not None:
+            files.append(export_music(network, folder / MUSIC))
+            (folder / MUSIC_LICENCE).write_text(notice)
+            files.append(folder / MUSIC_LICENCE)
         if include_separator and separation:
             files.append(Path(shutil.copyfile(cached_separator_path(variant), folder / SEPARATOR)))
         manifest = {
@@ -217,5 +244,7 @@ def export_bundle(
             ),
             "files": {Path(f).name: sha256(Path(f)) for f in files},
         }
+        if music is not None:
+            manifest["music"] = music_manifest(music)
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest

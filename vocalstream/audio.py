@@ -37,6 +37,16 @@ WINDOW_SECONDS = 3
 WINDOW_SAMPLES = WINDOW_SECONDS * CLASSIFIER_RATE  # 66150 samples
 WINDOW_FRAMES = 1 + WINDOW_SAMPLES // CLASSIFIER_HOP  # 130 frames of a centred STFT
 
+# The real-music branch: musicnn's MTT tagger hears the mix as it was trained, a 96-band mel of
+# 16 kHz mono, log10(1 + MUSICNN_LOG_GAIN * power). It pools over time, so the 188 frames of a
+# centred 3-s window serve as well as the 187 it was trained on.
+MUSICNN_RATE = 16000
+MUSICNN_N_FFT = 512
+MUSICNN_HOP = 256
+MUSICNN_MELS = 96
+MUSICNN_LOG_GAIN = 10000.0
+MUSICNN_FRAMES = 1 + WINDOW_SECONDS * MUSICNN_RATE // MUSICNN_HOP  # 188 of a centred STFT
+
 # librosa.power_to_db(ref=np.max) defaults.
 AMIN = 1e-10
 TOP_DB = 80.0
@@ -201,21 +211,23 @@ def load(path: str | os.PathLike, sr: int, channels: int = 1) -> np.ndarray:
     return np.concatenate(list(stream(path, sr, channels)), axis=1)
 
 
-@functools.lru_cache(maxsize=1)
-def mel_filters() -> np.ndarray:
-    """The classifier's mel filterbank [N_MELS, 1 + CLASSIFIER_N_FFT // 2] (librosa's defaults).
+@functools.lru_cache(maxsize=2)
+def mel_filters(
+    rate: int = CLASSIFIER_RATE, n_fft: int = CLASSIFIER_N_FFT, n_mels: int = N_MELS
+) -> np.ndarray:
+    """A mel filterbank [n_mels, 1 + n_fft // 2] with librosa's defaults; by default the
+    classifier's.
 
     Kept in the cache after its first computation: importing librosa takes about a second,
     which every run would otherwise pay."""
     version = importlib.metadata.version("librosa")
-    name = f"mel-{CLASSIFIER_RATE}-{CLASSIFIER_N_FFT}-{N_MELS}-librosa{version}.npy"
-    path = cache_dir() / name
+    path = cache_dir() / f"mel-{rate}-{n_fft}-{n_mels}-librosa{version}.npy"
     if path.is_file():
         filters = np.load(path)
     else:
         import librosa
 
-        filters = librosa.filters.mel(sr=CLASSIFIER_RATE, n_fft=CLASSIFIER_N_FFT, n_mels=N_MELS)
+        filters = librosa.filters.mel(sr=rate, n_fft=n_fft, n_mels=n_mels)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as scratch:
             np.save(scratch, filters)

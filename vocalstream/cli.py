@@ -430,8 +430,32 @@ def predict(folder: Path, output: Path, run_dir: Path, compute: str):
     help="A run trained with reference=mix (repeatable): it decides whether anyone sings, the "
     "RUNs (reference=window) decide who.",
 )
+@click.option(
+    "--music-branch",
+    "music_weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Add musicnn's MTT tagger (weights from tools/musicnn_weights.py) as a real-music "
+    "branch that weighs in on male or female; needs --fusion-data.",
+)
+@click.option(
+    "--fusion-data",
+    type=click.Path(path_type=Path),
+    help="Labelled examples (a folder or manifest, as train --data) the music branch's gender "
+    "fusion is fitted on: held out from the RUNs' training.",
+)
 @_verbosity
-def export_command(runs, output, weights, fp16, fp16_only, int8_data, no_separator, voice_runs):
+def export_command(
+    runs,
+    output,
+    weights,
+    fp16,
+    fp16_only,
+    int8_data,
+    no_separator,
+    voice_runs,
+    music_weights,
+    fusion_data,
+):
     """Export trained RUNs as one ONNX ensemble in a checksummed model bundle."""
     import numpy as np
 
@@ -458,6 +482,8 @@ def export_command(runs, output, weights, fp16, fp16_only, int8_data, no_separat
         fp32=not fp16_only,
         int8_calibration=calibration,
         voice_runs=list(voice_runs),
+        music_weights=music_weights,
+        fusion_data=fusion_data,
     )
     for name in manifest["files"]:
         log.info("%s: %.1f MB", output / name, (output / name).stat().st_size / 1e6)
