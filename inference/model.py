@@ -23,6 +23,7 @@ from vocalstream.inference.device import CPU, CUDA, create_session, provider
 from vocalstream.inference.frontend import FeatureStream, snippet_window
 from vocalstream.inference.fusion import fuse_gender
 from vocalstream.inference.separator import VARIANTS, OnnxMaskEstimator
+from vocalstream.models.labels import LABELS, decide
 
 log = logging.getLogger("vocalstream")
 
@@ -30,6 +31,7 @@ log = logging.getLogger("vocalstream")
 # x 59 bands twice). One window a run was the fastest here too: 24 ms, against 27 ms in fours,
 # which also held 140 MB more.
 MUSIC_BATCH = 1
+NO_VOICE = LABELS.index("no_voice")
 
 
 class VoiceModel:
@@ -72,9 +74,10 @@ class VoiceModel:
         self.max_batch = max_batch
         self._binding = self.provider == CUDA
         log.debug(
-            "model %s: classifier %s, separator %s, onnxruntime %s",
+            "model %s: classifier %s, music branch %s, separator %s, onnxruntime %s",
             self.bundle.folder,
             self.classifier,
+            MUSIC if self.music_session else "none",
             self.bundle.separator_variant if self.estimator else "none",
             self.provider,
         )
@@ -84,6 +87,9 @@ class VoiceModel:
         stream pays that before its first window, not on it."""
         for _ in range(2):
             self.classify_snippets(np.zeros((1, 2, audio.WINDOW_SECONDS * audio.SEPARATION_RATE)))
+            if self.music_session is not None:  # silence never reaches the branch
+                music = np.zeros((1, audio.MUSICNN_FRAMES, audio.MUSICNN_MELS), np.float32)
+                self._batched(self.music_session, MUSIC_INPUT, MUSIC_OUTPUT, music, MUSIC_BATCH)
 
     @property
     def provider(self) -> str:
@@ -109,7 +115,11 @@ class VoiceModel:
     def probabilities(self, features: np.ndarray, music: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities [B, len(labels)] of features [B, C, N_MELS, WINDOW_FRAMES] and,
         for a bundle with a real-music branch, the windows' music features [B, MUSICNN_FRAMES,
-        MUSICNN_MELS] (Window.music)."""
+        MUSICNN_MELS] (Window.music).
+
+        The branch only tells male from female, so it runs only on windows where the classifier
+        hears a voice (decide); elsewhere P(male) and P(female) are the classifier's own. On a
+        music library, mostly instrumental, that saves most of its cost."""
         probabilities = self.classifier_probabilities(features)
         if self.music_session is None or not len(probabilities):
             return probabilities
@@ -117,8 +127,14 @@ class VoiceModel:
             raise ModelError(
                 f"{self.bundle.folder}: its real-music branch needs each window's music features"
             )
-        tags = self._batched(self.music_session, MUSIC_INPUT, MUSIC_OUTPUT, music, MUSIC_BATCH)
-        return fuse_gender(probabilities, tags, self.bundle.music["gender_fusion"])
+        voiced = decide(probabilities) != NO_VOICE
+        if voiced.any():
+            tags = self._batched(
+                self.music_session, MUSIC_INPUT, MUSIC_OUTPUT, music[voiced], MUSIC_BATCH
+            )
+            fusion = self.bundle.music["gender_fusion"]
+            probabilities[voiced] = fuse_gender(probabilities[voiced], tags, fusion)
+        return probabilities
 
     def _batched(self, session, name: str, output: str, values: np.ndarray, batch: int):
         values = np.ascontiguousarray(values, dtype=np.float32)
