@@ -21,6 +21,7 @@ match. export/bundle.py writes bundles.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from vocalstream.files import sha256
 from vocalstream.inference.device import CPU, CUDA
 from vocalstream.inference.frontend import REFERENCES
 from vocalstream.inference.separator import LEGACY_VARIANT, VARIANTS, cached_separator_path
+from vocalstream.models.labels import MTT_TAGS
 from vocalstream.models.spleeter_weights import CHECKPOINTS
 
 MANIFEST = "manifest.json"
@@ -108,6 +110,21 @@ class Bundle:
         return cached_separator_path(self.separator_variant)
 
 
+def _check_music(folder: Path, manifest: dict) -> None:
+    if MUSIC not in manifest.get("files", {}):
+        raise ModelError(f"{folder}: the manifest has a music branch but lists no {MUSIC}")
+    try:
+        fusion = manifest["music"]["gender_fusion"]
+        numbers = [float(v) for v in (*fusion["weights"], fusion["bias"])]
+        tags = {*fusion.get("female_tags", ()), *fusion.get("male_tags", ())}
+        well_formed = len(numbers) == 3 and all(map(math.isfinite, numbers))
+        well_formed = well_formed and tags <= set(MTT_TAGS)
+    except (TypeError, KeyError, ValueError):
+        well_formed = False
+    if not well_formed:
+        raise ModelError(f"{folder}: the music branch's gender fusion is malformed")
+
+
 def load_bundle(folder: str | os.PathLike) -> Bundle:
     """Read and verify a bundle: format, front-end version, separator variant, every sha256."""
     folder = Path(folder)
@@ -145,8 +162,8 @@ def load_bundle(folder: str | os.PathLike) -> Bundle:
         )
     if not set(CLASSIFIERS.values()) & set(manifest.get("files", {})):
         raise ModelError(f"{folder}: the manifest lists no classifier")
-    if "music" in manifest and MUSIC not in manifest.get("files", {}):
-        raise ModelError(f"{folder}: the manifest has a music branch but lists no {MUSIC}")
+    if "music" in manifest:
+        _check_music(folder, manifest)
     for name, expected in manifest["files"].items():
         path = folder / name
         if not path.is_file():

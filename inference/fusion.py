@@ -9,6 +9,8 @@ real songs; the classifier from speech over music: each corrects the other where
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from vocalstream.models.labels import LABELS, MTT_TAGS
@@ -24,13 +26,18 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def gender_evidence(probabilities: np.ndarray, tag_logits: np.ndarray) -> np.ndarray:
+def gender_evidence(
+    probabilities: np.ndarray,
+    tag_logits: np.ndarray,
+    female_tags: Sequence[str] = FEMALE_TAGS,
+    male_tags: Sequence[str] = MALE_TAGS,
+) -> np.ndarray:
     """[B, 2]: the classifier's log-odds for female over male, and musicnn's (the summed
     probabilities of its female tags over its male tags)."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     tags = _sigmoid(np.asarray(tag_logits, dtype=np.float64))
-    female = tags[:, [MTT_TAGS.index(t) for t in FEMALE_TAGS]].sum(axis=1)
-    male = tags[:, [MTT_TAGS.index(t) for t in MALE_TAGS]].sum(axis=1)
+    female = tags[:, [MTT_TAGS.index(t) for t in female_tags]].sum(axis=1)
+    male = tags[:, [MTT_TAGS.index(t) for t in male_tags]].sum(axis=1)
     return np.stack(
         [
             np.log(probabilities[:, _FEMALE] + _EPSILON)
@@ -43,8 +50,10 @@ def gender_evidence(probabilities: np.ndarray, tag_logits: np.ndarray) -> np.nda
 
 def fuse_gender(probabilities: np.ndarray, tag_logits: np.ndarray, fusion: dict) -> np.ndarray:
     """Probabilities [B, 4] with the one-voice mass re-split by the fitted regression `fusion`
-    ({"weights": [who, music], "bias": b})."""
-    evidence = gender_evidence(probabilities, tag_logits)
+    ({"weights": [who, music], "bias": b}, and the tags it was fitted with, when it names them)."""
+    female_tags = fusion.get("female_tags", FEMALE_TAGS)
+    male_tags = fusion.get("male_tags", MALE_TAGS)
+    evidence = gender_evidence(probabilities, tag_logits, female_tags, male_tags)
     female = _sigmoid(evidence @ np.asarray(fusion["weights"]) + fusion["bias"])
     fused = np.array(probabilities, dtype=np.float32)
     one_voice = fused[:, _MALE] + fused[:, _FEMALE]

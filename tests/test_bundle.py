@@ -299,6 +299,11 @@ def test_export_with_a_music_branch(runs, musicnn_weights, windows, tmp_path):
     assert len(result.windows) == 1
 
     manifest = json.loads((destination / MANIFEST).read_text())
+    for broken in ({"weights": [1.0]}, {"bias": "x"}, {"female_tags": ["soprano"]}):
+        damaged = {**manifest, "music": {"gender_fusion": {**fusion, **broken}}}
+        (destination / MANIFEST).write_text(json.dumps(damaged))
+        with pytest.raises(ModelError, match="gender fusion is malformed"):
+            load_bundle(destination)
     del manifest["files"][MUSIC]
     (destination / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="lists no music.onnx"):
