@@ -27,16 +27,16 @@ from vocalstream.train.engine import classification_report
 
 def features(classifier: VoiceModel, paths: list[Path]) -> tuple[np.ndarray, np.ndarray | None]:
     """The model's inputs for the first window of each file, as training sees it: classifier
-    features, and music features when the bundle has a real-music branch."""
-    music = classifier.music_session is not None
+    features, and the windows' mixes when the bundle has a real-music branch."""
+    keep_mix = classifier.music_session is not None
     windows = [
         snippet_window(
-            audio.load(p, 44100, 2), classifier.estimator, classifier.bundle.reference, music
+            audio.load(p, 44100, 2), classifier.estimator, classifier.bundle.reference, keep_mix
         )
         for p in paths
     ]
     return np.stack([w.features for w in windows]), (
-        np.stack([w.music for w in windows]) if music else None
+        np.stack([w.mix for w in windows]) if keep_mix else None
     )
 
 

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from vocalstream import audio
 from vocalstream.errors import ModelError
 from vocalstream.inference.bundle import MUSIC_INPUT, MUSIC_OUTPUT
-from vocalstream.inference.frontend import snippet_window
+from vocalstream.inference.frontend import music_features, snippet_window
 from vocalstream.inference.fusion import EVIDENCE, FEMALE_TAGS, MALE_TAGS, gender_evidence
 from vocalstream.inference.onnx_export import export_onnx
 from vocalstream.models.labels import LABELS, MTT_TAGS
@@ -97,7 +97,8 @@ def fit_gender_fusion(
     ]
     with torch.no_grad():
         probabilities = classifier.eval()(torch.from_numpy(np.stack([w.features for w in windows])))
-        tags = network(torch.from_numpy(np.stack([w.music for w in windows])))[0]
+        music = np.stack([music_features(w.mix) for w in windows])
+        tags = network(torch.from_numpy(music))[0]
     evidence = gender_evidence(probabilities.numpy(), tags.numpy())
     is_female = np.array([e.label == female for e in gendered])
     regression = LogisticRegression().fit(evidence, is_female)

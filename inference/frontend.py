@@ -10,8 +10,8 @@ windows share all the work before that step. The reference is the window's own v
 seeds' ref=max), which keeps the shape of the vocals and discards their level, or the mix's
 maximum, which keeps how loud the vocals are beside the music, or both as two channels. Every
 window also reports that level as one number: the vocals' energy relative to the mix's, in dB.
-With `music`, each window also carries the real-music branch's input: its mix alone, resampled to
-16 kHz, as musicnn's log-compressed mel.
+With `keep_mix`, each window also carries its mono mix, from which the real-music branch computes
+its own input (music_features) where it runs.
 
 On an isolated 3-s snippet this gives exactly the per-window features the models were trained
 on: 130 frames of a centred STFT, separated as one run padded to 192 frames.
@@ -56,7 +56,7 @@ class Window:
     padded: bool  # the stream ended inside it: zeros fill the rest
     vocal_level: float  # the vocals' energy relative to the mix's, dB (0 without separation)
     input_level: float  # the mix's level, dB relative to a full-scale sine (input_level())
-    music: np.ndarray | None = None  # [MUSICNN_FRAMES, MUSICNN_MELS] (music_features()), or None
+    mix: np.ndarray | None = None  # [WINDOW_SAMPLES] mono at 44.1 kHz (keep_mix), or None
 
 
 def _round_up(frames: int) -> int:
@@ -105,12 +105,15 @@ def input_level(mix: np.ndarray) -> float:
     return max(decibels, -120.0)
 
 
+def _window_mix(mix: np.ndarray) -> np.ndarray:
+    return np.pad(mix[:WINDOW_SAMPLES], (0, max(0, WINDOW_SAMPLES - len(mix)))).astype(np.float32)
+
+
 def music_features(mix: np.ndarray) -> np.ndarray:
     """A window's mono mix at 44.1 kHz (zero-padded to 3 s) -> musicnn's input [MUSICNN_FRAMES,
     MUSICNN_MELS]: resampled to 16 kHz, a centred STFT (zeros beyond the window), mel power,
     log10(1 + MUSICNN_LOG_GAIN * power)."""
-    mix = np.pad(mix[:WINDOW_SAMPLES], (0, max(0, WINDOW_SAMPLES - len(mix))))
-    samples = soxr.resample(mix.astype(np.float32), RATE, audio.MUSICNN_RATE)
+    samples = soxr.resample(_window_mix(mix), RATE, audio.MUSICNN_RATE)
     half = audio.MUSICNN_N_FFT // 2
     samples = np.pad(samples, half)
     frames = np.lib.stride_tricks.sliding_window_view(samples, audio.MUSICNN_N_FFT)
@@ -129,7 +132,7 @@ class FeatureStream:
     live: cut each window as soon as its last sample arrives, separating short runs with at
     least `context` frames of past context; otherwise wait for full runs of FILE_RUN_FRAMES
     (cheapest) and for the half FFT frame after each window.
-    music: also give each window its music_features().
+    keep_mix: also give each window its mono mix (Window.mix).
     Memory holds about one window of frames plus one block, whatever the stream's length.
     """
 
@@ -140,7 +143,7 @@ class FeatureStream:
         live: bool,
         context: int | None = None,
         reference: str = "window",
-        music: bool = False,
+        keep_mix: bool = False,
     ):
         if not 0 < hop_seconds <= audio.WINDOW_SECONDS:
             raise ValueError(f"hop must lie in (0, {audio.WINDOW_SECONDS}] seconds")
@@ -164,7 +167,7 @@ class FeatureStream:
         self._mel_start = 0  # frame index of _mel[:, 0]
         self._separated = 0  # frames separated so far
         self._windows = 0  # windows emitted so far
-        self.music = music
+        self.keep_mix = keep_mix
         self._mono = np.zeros(0, np.float32)  # the mono mix from the next window's first sample
         self._mono_start = 0
 
@@ -257,10 +260,10 @@ class FeatureStream:
         self._mel = self._mel[..., drop:]
         self._mel_start += drop
         vocals, mix = mel
-        music = None
-        if self.music:
+        mix_samples = None
+        if self.keep_mix:
             first_sample = start - self._mono_start
-            music = music_features(self._mono[first_sample : first_sample + WINDOW_SAMPLES])
+            mix_samples = _window_mix(self._mono[first_sample : first_sample + WINDOW_SAMPLES])
             drop = max(0, self._window_start(self._windows) - self._mono_start)
             self._mono = self._mono[drop:]
             self._mono_start += drop
@@ -272,7 +275,7 @@ class FeatureStream:
             padded,
             vocal_level(vocals, mix),
             input_level(mix),
-            music,
+            mix_samples,
         )
 
     def _full_windows(self) -> list[Window]:
@@ -301,7 +304,7 @@ class FeatureStream:
         if block.ndim == 1 or block.shape[0] == 1:
             block = np.broadcast_to(block.reshape(1, -1), (2, block.size))
         self._samples = np.concatenate([self._samples, block], axis=1)
-        if self.music:
+        if self.keep_mix:
             self._mono = np.concatenate([self._mono, block.mean(axis=0)])
         self._received += block.shape[1]
         self._frame()
@@ -333,13 +336,15 @@ class FeatureStream:
 
 
 def snippet_window(
-    waveform: np.ndarray, estimator, reference: str = "window", music: bool = False
+    waveform: np.ndarray, estimator, reference: str = "window", keep_mix: bool = False
 ) -> Window:
     """The window of a snippet's first 3 s on its own (zero-padded if shorter): waveform [2, n]
     or [n] at 44.1 kHz. This is how training sees its examples."""
     waveform = np.asarray(waveform, dtype=np.float32)
     waveform = waveform.reshape(-1, waveform.shape[-1])[:, :WINDOW_SAMPLES]
-    stream = FeatureStream(estimator, audio.WINDOW_SECONDS, False, reference=reference, music=music)
+    stream = FeatureStream(
+        estimator, audio.WINDOW_SECONDS, False, reference=reference, keep_mix=keep_mix
+    )
     return (stream.push(waveform) + stream.flush())[0]
 
 

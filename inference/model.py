@@ -20,7 +20,7 @@ from vocalstream.inference.bundle import (
     resolve_bundle,
 )
 from vocalstream.inference.device import CPU, CUDA, create_session, provider
-from vocalstream.inference.frontend import FeatureStream, snippet_window
+from vocalstream.inference.frontend import FeatureStream, music_features, snippet_window
 from vocalstream.inference.fusion import fuse_gender
 from vocalstream.inference.separator import VARIANTS, OnnxMaskEstimator
 from vocalstream.models.labels import LABELS, decide
@@ -102,7 +102,7 @@ class VoiceModel:
             hop_seconds,
             live,
             reference=self.bundle.reference,
-            music=self.music_session is not None,
+            keep_mix=self.music_session is not None,
         )
 
     def classifier_probabilities(self, features: np.ndarray) -> np.ndarray:
@@ -112,26 +112,24 @@ class VoiceModel:
             return np.zeros((0, len(self.labels)), np.float32)
         return self._batched(self.session, INPUT, OUTPUT, features, self.max_batch)
 
-    def probabilities(self, features: np.ndarray, music: np.ndarray | None = None) -> np.ndarray:
+    def probabilities(self, features: np.ndarray, mixes: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities [B, len(labels)] of features [B, C, N_MELS, WINDOW_FRAMES] and,
-        for a bundle with a real-music branch, the windows' music features [B, MUSICNN_FRAMES,
-        MUSICNN_MELS] (Window.music).
+        for a bundle with a real-music branch, the windows' mono mixes [B, WINDOW_SAMPLES]
+        (Window.mix).
 
         The branch only tells male from female, so it runs only on windows where the classifier
-        hears a voice (decide); elsewhere P(male) and P(female) are the classifier's own. On a
-        music library, mostly instrumental, that saves most of its cost."""
+        hears a voice (decide), and only there is its input computed; elsewhere P(male) and
+        P(female) are the classifier's own. On a mostly instrumental library that saves most of
+        its cost."""
         probabilities = self.classifier_probabilities(features)
         if self.music_session is None or not len(probabilities):
             return probabilities
-        if music is None or len(music) != len(features):
-            raise ModelError(
-                f"{self.bundle.folder}: its real-music branch needs each window's music features"
-            )
+        if mixes is None or len(mixes) != len(features):
+            raise ModelError(f"{self.bundle.folder}: its real-music branch needs each window's mix")
         voiced = decide(probabilities) != NO_VOICE
         if voiced.any():
-            tags = self._batched(
-                self.music_session, MUSIC_INPUT, MUSIC_OUTPUT, music[voiced], MUSIC_BATCH
-            )
+            music = np.stack([music_features(mix) for mix in np.asarray(mixes)[voiced]])
+            tags = self._batched(self.music_session, MUSIC_INPUT, MUSIC_OUTPUT, music, MUSIC_BATCH)
             fusion = self.bundle.music["gender_fusion"]
             probabilities[voiced] = fuse_gender(probabilities[voiced], tags, fusion)
         return probabilities
@@ -156,11 +154,11 @@ class VoiceModel:
     def classify_snippets(self, snippets: np.ndarray) -> np.ndarray:
         """Probabilities [B, len(labels)] of the first 3 s of each snippet [B, 2, n] (44.1 kHz),
         each on its own, as training saw them."""
-        music = self.music_session is not None
+        keep_mix = self.music_session is not None
         windows = [
-            snippet_window(s, self.estimator, self.bundle.reference, music) for s in snippets
+            snippet_window(s, self.estimator, self.bundle.reference, keep_mix) for s in snippets
         ]
         return self.probabilities(
             np.stack([w.features for w in windows]),
-            np.stack([w.music for w in windows]) if music else None,
+            np.stack([w.mix for w in windows]) if keep_mix else None,
         )

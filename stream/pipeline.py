@@ -120,9 +120,9 @@ class Pipeline:
                     taken = [pending.popleft() for _ in range(min(self.batch, len(pending)))]
                     condition.notify_all()
                 batch = np.stack([window.features for window, _ in taken])
-                music = [window.music for window, _ in taken]
+                mixes = [window.mix for window, _ in taken]
                 probabilities = self.model.probabilities(
-                    batch, None if music[0] is None else np.stack(music)
+                    batch, None if mixes[0] is None else np.stack(mixes)
                 )
                 silent = [window.input_level < audio.SILENCE_LEVEL_DB for window, _ in taken]
                 probabilities[silent] = silence

@@ -287,13 +287,13 @@ def test_export_with_a_music_branch(runs, musicnn_weights, windows, tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(tags, network(torch.from_numpy(music))[0].numpy(), atol=1e-4)
     features = np.stack([snippet_features(w, model.estimator) for w in windows[:8]])
-    fused = model.probabilities(features, music)
+    fused = model.probabilities(features, mono)
     plain = model.classifier_probabilities(features)
     voiced = decide(plain) != 0  # the branch weighs in where a voice is heard
     expected = np.where(voiced[:, None], fuse_gender(plain, tags, fusion), plain)
     np.testing.assert_allclose(fused, expected, atol=1e-5)
     np.testing.assert_allclose(model.classify_snippets(windows[:8]), fused, atol=1e-4)
-    with pytest.raises(ModelError, match="needs each window's music features"):
+    with pytest.raises(ModelError, match="needs each window's mix"):
         model.probabilities(features)
     result = vocalstream.Model(model).analyse(windows[0], sample_rate=audio.SEPARATION_RATE)
     assert len(result.windows) == 1

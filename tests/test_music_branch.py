@@ -59,22 +59,23 @@ def test_music_features_are_librosas_log_mel_at_16_khz(song):
 
 
 @pytest.mark.parametrize("live", [False, True])
-def test_each_streamed_window_carries_its_own_music_features(song, live):
-    excerpt = song[:, 30 * RATE : 40 * RATE]
-    stream = FeatureStream(None, 1.0, live, music=True)
+def test_each_streamed_window_carries_its_own_mix(song, live):
+    excerpt = song[:, 30 * RATE : 40 * RATE + RATE // 2]
+    stream = FeatureStream(None, 1.0, live, keep_mix=True)
     windows = []
     for start in range(0, excerpt.shape[1], RATE // 10):
         windows += stream.push(excerpt[:, start : start + RATE // 10])
     windows += stream.flush()
-    assert len(windows) == 8
+    assert len(windows) == 9 and windows[-1].padded
     mono = excerpt.mean(0)
+    length = audio.WINDOW_SECONDS * RATE
     for window in windows:
         first = round(window.start * RATE)
-        expected = music_features(mono[first : first + audio.WINDOW_SECONDS * RATE])
-        np.testing.assert_array_equal(window.music, expected)
+        expected = mono[first : first + length]
+        np.testing.assert_array_equal(window.mix, np.pad(expected, (0, length - len(expected))))
     assert stream._mono.size <= audio.WINDOW_SECONDS * RATE  # bounded, whatever the length
     plain = FeatureStream(None, 1.0, live)
-    assert all(w.music is None for w in plain.push(excerpt) + plain.flush())
+    assert all(w.mix is None for w in plain.push(excerpt) + plain.flush())
 
 
 def test_fusion_resplits_only_the_one_voice_mass():
@@ -110,7 +111,7 @@ def test_the_branch_weighs_in_only_where_a_voice_is_heard(song, separator_cache)
     ]
     features = np.stack([w.features for w in windows])
     plain = model.classifier_probabilities(features)
-    fused = model.probabilities(features, np.stack([w.music for w in windows]))
+    fused = model.probabilities(features, np.stack([w.mix for w in windows]))
     assert list(decide(plain)) == [0, 2]
     np.testing.assert_array_equal(fused[0], plain[0])
     assert fused[1, 2] > plain[1, 2] and fused[1, 1] < plain[1, 1]  # musicnn hears a woman
