@@ -16,10 +16,11 @@ from vocalstream.errors import VocalstreamError
 
 def cache_dir() -> Path:
     """Where built models and features are kept: $VOCALSTREAM_CACHE, else
-    $XDG_CACHE_HOME/vocalstream (~/.cache/vocalstream)."""
-    if "VOCALSTREAM_CACHE" in os.environ:
+    $XDG_CACHE_HOME/vocalstream (~/.cache/vocalstream). An empty variable counts as unset, as
+    the XDG spec says, rather than meaning the current directory."""
+    if os.environ.get("VOCALSTREAM_CACHE"):
         return Path(os.environ["VOCALSTREAM_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vocalstream"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vocalstream"
 
 
 def _umask() -> int:
