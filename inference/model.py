@@ -16,12 +16,21 @@ from vocalstream.inference.bundle import (
     MUSIC_INPUT,
     MUSIC_OUTPUT,
     OUTPUT,
+    PITCH,
+    PITCH_INPUT,
+    PITCH_OUTPUT,
     Bundle,
     resolve_bundle,
 )
 from vocalstream.inference.device import CPU, CUDA, create_session, provider
-from vocalstream.inference.frontend import FeatureStream, music_features, snippet_window
-from vocalstream.inference.fusion import fuse_gender
+from vocalstream.inference.frontend import (
+    FeatureStream,
+    Window,
+    music_features,
+    pitch_input,
+    snippet_window,
+)
+from vocalstream.inference.fusion import fuse_gender, fuse_several, polyphony
 from vocalstream.inference.separator import VARIANTS, OnnxMaskEstimator
 from vocalstream.models.labels import LABELS, decide
 
@@ -31,6 +40,8 @@ log = logging.getLogger("vocalstream")
 # x 59 bands twice). One window a run was the fastest here too: 24 ms, against 27 ms in fours,
 # which also held 140 MB more.
 MUSIC_BATCH = 1
+# basic-pitch ran 19.9 ms a window alone and 17.9 ms in eights here: one a run holds least.
+PITCH_BATCH = 1
 NO_VOICE = LABELS.index("no_voice")
 
 
@@ -70,14 +81,17 @@ class VoiceModel:
         self.music_session = None
         if self.bundle.music:
             self.music_session = create_session(self.bundle.path(MUSIC), device, threads)
+        self.pitch_session = None
+        if self.bundle.pitch:
+            self.pitch_session = create_session(self.bundle.path(PITCH), device, threads)
         self.labels = tuple(self.bundle.manifest["labels"])
         self.max_batch = max_batch
         self._binding = self.provider == CUDA
         log.debug(
-            "model %s: classifier %s, music branch %s, separator %s, onnxruntime %s",
+            "model %s: classifier %s, branches %s, separator %s, onnxruntime %s",
             self.bundle.folder,
             self.classifier,
-            MUSIC if self.music_session else "none",
+            [name for name, s in ((MUSIC, self.music_session), (PITCH, self.pitch_session)) if s],
             self.bundle.separator_variant if self.estimator else "none",
             self.provider,
         )
@@ -90,6 +104,9 @@ class VoiceModel:
             if self.music_session is not None:  # silence never reaches the branch
                 music = np.zeros((1, audio.MUSICNN_FRAMES, audio.MUSICNN_MELS), np.float32)
                 self._batched(self.music_session, MUSIC_INPUT, MUSIC_OUTPUT, music, MUSIC_BATCH)
+            if self.pitch_session is not None:
+                stem = np.zeros((1, audio.PITCH_SAMPLES, 1), np.float32)
+                self._run(self.pitch_session, PITCH_INPUT, PITCH_OUTPUT, stem)
 
     @property
     def provider(self) -> str:
@@ -103,6 +120,7 @@ class VoiceModel:
             live,
             reference=self.bundle.reference,
             keep_mix=self.music_session is not None,
+            keep_vocals=self.pitch_session is not None,
         )
 
     def classifier_probabilities(self, features: np.ndarray) -> np.ndarray:
@@ -112,27 +130,62 @@ class VoiceModel:
             return np.zeros((0, len(self.labels)), np.float32)
         return self._batched(self.session, INPUT, OUTPUT, features, self.max_batch)
 
-    def probabilities(self, features: np.ndarray, mixes: np.ndarray | None = None) -> np.ndarray:
+    def probabilities(
+        self,
+        features: np.ndarray,
+        mixes: np.ndarray | None = None,
+        vocals: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Class probabilities [B, len(labels)] of features [B, C, N_MELS, WINDOW_FRAMES] and,
-        for a bundle with a real-music branch, the windows' mono mixes [B, WINDOW_SAMPLES]
-        (Window.mix).
+        for a bundle with branches, the windows' mono mixes [B, WINDOW_SAMPLES] (Window.mix:
+        the real-music branch) and vocal spectra [B, WINDOW_FRAMES, BINS] (Window.vocals: the
+        pitch branch).
 
-        The branch only tells male from female, so it runs only on windows where the classifier
-        hears a voice (decide), and only there is its input computed; elsewhere P(male) and
-        P(female) are the classifier's own. On a mostly instrumental library that saves most of
-        its cost."""
+        The branches only tell male from female and one voice from several, so they run only on
+        windows where the classifier hears a voice (decide), and only there are their inputs
+        computed; elsewhere the classifier's probabilities stand. On a mostly instrumental
+        library that saves most of their cost."""
         probabilities = self.classifier_probabilities(features)
-        if self.music_session is None or not len(probabilities):
+        if self.music_session is not None:
+            mixes = self._inputs(mixes, features, "real-music", "mix")
+        if self.pitch_session is not None:
+            vocals = self._inputs(vocals, features, "pitch", "vocal spectrum")
+        voiced = decide(probabilities) != NO_VOICE if len(probabilities) else []
+        if not np.any(voiced):
             return probabilities
-        if mixes is None or len(mixes) != len(features):
-            raise ModelError(f"{self.bundle.folder}: its real-music branch needs each window's mix")
-        voiced = decide(probabilities) != NO_VOICE
-        if voiced.any():
-            music = np.stack([music_features(mix) for mix in np.asarray(mixes)[voiced]])
+        if self.music_session is not None:
+            mixes = mixes[voiced]
+            music = np.stack([music_features(mix) for mix in mixes])
             tags = self._batched(self.music_session, MUSIC_INPUT, MUSIC_OUTPUT, music, MUSIC_BATCH)
             fusion = self.bundle.music["gender_fusion"]
             probabilities[voiced] = fuse_gender(probabilities[voiced], tags, fusion)
+        if self.pitch_session is not None:
+            vocals = vocals[voiced]
+            stems = np.stack([pitch_input(spectrum) for spectrum in vocals])
+            contour = self._batched(
+                self.pitch_session, PITCH_INPUT, PITCH_OUTPUT, stems, PITCH_BATCH
+            )
+            heard = polyphony(contour)
+            fusion = self.bundle.pitch["several_fusion"]
+            probabilities[voiced] = fuse_several(probabilities[voiced], heard, fusion)
         return probabilities
+
+    def window_probabilities(self, windows: list[Window]) -> np.ndarray:
+        """probabilities() of windows from this model's feature_stream() or snippet_window()."""
+        if not windows:
+            return np.zeros((0, len(self.labels)), np.float32)
+        return self.probabilities(
+            np.stack([w.features for w in windows]),
+            np.stack([w.mix for w in windows]) if self.music_session is not None else None,
+            np.stack([w.vocals for w in windows]) if self.pitch_session is not None else None,
+        )
+
+    def _inputs(self, values, features: np.ndarray, branch: str, what: str) -> np.ndarray:
+        if values is None or len(values) != len(features):
+            raise ModelError(
+                f"{self.bundle.folder}: its {branch} branch needs each window's {what}"
+            )
+        return np.asarray(values)
 
     def _batched(self, session, name: str, output: str, values: np.ndarray, batch: int):
         values = np.ascontiguousarray(values, dtype=np.float32)
@@ -154,11 +207,15 @@ class VoiceModel:
     def classify_snippets(self, snippets: np.ndarray) -> np.ndarray:
         """Probabilities [B, len(labels)] of the first 3 s of each snippet [B, 2, n] (44.1 kHz),
         each on its own, as training saw them."""
-        keep_mix = self.music_session is not None
-        windows = [
-            snippet_window(s, self.estimator, self.bundle.reference, keep_mix) for s in snippets
-        ]
-        return self.probabilities(
-            np.stack([w.features for w in windows]),
-            np.stack([w.mix for w in windows]) if keep_mix else None,
+        return self.window_probabilities([self.snippet_window(s) for s in snippets])
+
+    def snippet_window(self, snippet: np.ndarray) -> Window:
+        """The window of a snippet's first 3 s on its own (frontend.snippet_window), with what
+        this model's branches need."""
+        return snippet_window(
+            snippet,
+            self.estimator,
+            self.bundle.reference,
+            keep_mix=self.music_session is not None,
+            keep_vocals=self.pitch_session is not None,
         )

@@ -119,11 +119,7 @@ class Pipeline:
                         return
                     taken = [pending.popleft() for _ in range(min(self.batch, len(pending)))]
                     condition.notify_all()
-                batch = np.stack([window.features for window, _ in taken])
-                mixes = [window.mix for window, _ in taken]
-                probabilities = self.model.probabilities(
-                    batch, None if mixes[0] is None else np.stack(mixes)
-                )
+                probabilities = self.model.window_probabilities([window for window, _ in taken])
                 silent = [window.input_level < audio.SILENCE_LEVEL_DB for window, _ in taken]
                 probabilities[silent] = silence
                 finished = time.monotonic()

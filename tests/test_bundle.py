@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +17,21 @@ import vocalstream
 from vocalstream import audio
 from vocalstream.errors import ModelError
 from vocalstream.export.bundle import ensemble_of_runs, export_bundle
-from vocalstream.inference.bundle import CLASSIFIER, MANIFEST, MUSIC, MUSIC_LICENCE, load_bundle
+from vocalstream.inference.bundle import (
+    CLASSIFIER,
+    MANIFEST,
+    MUSIC,
+    MUSIC_LICENCE,
+    PITCH,
+    PITCH_INPUT,
+    PITCH_LICENCE,
+    PITCH_OUTPUT,
+    load_bundle,
+    resolve_bundle,
+)
 from vocalstream.inference.device import create_session
-from vocalstream.inference.frontend import music_features, snippet_features
-from vocalstream.inference.fusion import fuse_gender
+from vocalstream.inference.frontend import music_features, pitch_input, snippet_features
+from vocalstream.inference.fusion import fuse_gender, fuse_several, polyphony
 from vocalstream.inference.model import VoiceModel
 from vocalstream.inference.separator import OnnxMaskEstimator
 from vocalstream.models.labels import MTT_TAGS, decide
@@ -258,18 +271,20 @@ def musicnn_weights(tmp_path_factory) -> tuple:
     return path, network
 
 
+def _export(runs, *arguments) -> subprocess.CompletedProcess:
+    """vocalstream export of the runs, without the separator, as a user runs it."""
+    command = [f"{sys.prefix}/bin/vocalstream", "export", *map(str, runs), "--no-separator"]
+    return subprocess.run([*command, *map(str, arguments)], capture_output=True, text=True)
+
+
 def test_export_with_a_music_branch(runs, musicnn_weights, windows, tmp_path):
     """export --music-branch: music.onnx beside the classifier, a gender fusion fitted on
     --fusion-data, and a model that needs each window's music features."""
     weights, network = musicnn_weights
     fusion_data = tiny_corpus.build(tmp_path / "fusion", per_class=20)
     destination = tmp_path / "music"
-    command = [f"{sys.prefix}/bin/vocalstream", "export", *map(str, runs), "--no-separator"]
-    done = subprocess.run(
-        [*command, "--music-branch", str(weights), "--fusion-data", str(fusion_data)]
-        + ["-q", "-o", str(destination)],
-        capture_output=True,
-        text=True,
+    done = _export(
+        runs, "--music-branch", weights, "--fusion-data", fusion_data, "-q", "-o", destination
     )
     assert done.returncode == 0, done.stderr
     bundle = load_bundle(destination)
@@ -308,14 +323,83 @@ def test_export_with_a_music_branch(runs, musicnn_weights, windows, tmp_path):
     (destination / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="lists no music.onnx"):
         load_bundle(destination)
-    bad = subprocess.run(
-        [*command, "--music-branch", str(weights), "-o", str(tmp_path / "no-data")],
-        capture_output=True,
-        text=True,
-    )
+    bad = _export(runs, "--music-branch", weights, "-o", tmp_path / "no-data")
     assert bad.returncode == 1 and "fit its gender fusion" in bad.stderr
     assert not (tmp_path / "no-data").exists()
     with pytest.raises(ModelError, match="not musicnn weights"):
         export_bundle(
             runs, tmp_path / "x", music_weights=fusion_data / "0.mp3", fusion_data=fusion_data
         )
+
+
+def _sung_manifest(folder: Path) -> Path:
+    """The tiny corpus's manifest as a corpus manifest in which every voice sings."""
+    lines = (folder / "manifest.csv").read_text().splitlines()
+    rows = [lines[0] + ",voice_sources"]
+    rows += [f"{line},{'' if line.split(',')[1] == '0' else 'world'}" for line in lines[1:]]
+    (folder / "sung.csv").write_text("\n".join(rows) + "\n")
+    return folder / "sung.csv"
+
+
+def test_export_with_a_pitch_branch(runs, windows, tmp_path):
+    """export --pitch-branch: basic-pitch's graph from its wheel, unchanged, beside the
+    classifier, a several fusion fitted on --several-data, and a model that needs each window's
+    vocal spectrum."""
+    shipped = resolve_bundle(None).path(PITCH)
+    wheel = tmp_path / "basic_pitch-0.4.0-py2.py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.write(shipped, "basic_pitch/saved_models/icassp_2022/nmp.onnx")
+        archive.writestr("basic_pitch-0.4.0.dist-info/LICENSE", "Apache License 2.0 (test)")
+    several_data = _sung_manifest(tiny_corpus.build(tmp_path / "sung", per_class=20))
+    destination = tmp_path / "pitch"
+    done = _export(
+        runs, "--pitch-branch", wheel, "--several-data", several_data, "-q", "-o", destination
+    )
+    assert done.returncode == 0, done.stderr
+    bundle = load_bundle(destination)
+    assert set(bundle.manifest["files"]) == {"classifier.onnx", PITCH, PITCH_LICENCE}
+    assert (destination / PITCH).read_bytes() == shipped.read_bytes()
+    assert (destination / PITCH_LICENCE).read_text() == "Apache License 2.0 (test)"
+    fusion = bundle.pitch["several_fusion"]
+    assert fusion["fitted_on"]["windows"] == {"one voice": 40, "several": 20}
+    assert len(fusion["weights"]) == 2 and np.isfinite(fusion["weights"]).all()
+
+    model = VoiceModel(bundle, device="cpu")
+    picked = [model.snippet_window(w) for w in windows[:8]]
+    features = np.stack([w.features for w in picked])
+    vocals = np.stack([w.vocals for w in picked])
+    plain = model.classifier_probabilities(features)
+    stems = np.stack([pitch_input(v) for v in vocals])
+    contour = create_session(bundle.path(PITCH), "cpu").run([PITCH_OUTPUT], {PITCH_INPUT: stems})
+    heard = polyphony(contour[0])
+    voiced = decide(plain) != 0  # the branch weighs in where a voice is heard
+    expected = np.where(voiced[:, None], fuse_several(plain, heard, fusion), plain)
+    np.testing.assert_allclose(model.probabilities(features, None, vocals), expected, atol=1e-5)
+    np.testing.assert_allclose(model.classify_snippets(windows[:8]), expected, atol=1e-4)
+    with pytest.raises(ModelError, match="needs each window's vocal spectrum"):
+        model.probabilities(features)
+    result = vocalstream.Model(model).analyse(windows[0], sample_rate=audio.SEPARATION_RATE)
+    assert len(result.windows) == 1
+
+    manifest = json.loads((destination / MANIFEST).read_text())
+    for broken in ({"weights": [1.0, "x"]}, {"bias": float("nan")}):
+        damaged = {**manifest, "pitch": {"several_fusion": {**fusion, **broken}}}
+        (destination / MANIFEST).write_text(json.dumps(damaged))
+        with pytest.raises(ModelError, match="several fusion is malformed"):
+            load_bundle(destination)
+    del manifest["files"][PITCH]
+    (destination / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="lists no pitch.onnx"):
+        load_bundle(destination)
+    for arguments, message in (
+        (["--pitch-branch", str(wheel)], "fit its several fusion"),
+        (["--pitch-branch", str(several_data), "--several-data", str(several_data)], "wheel"),
+        (
+            ["--pitch-branch", str(wheel), "--several-data", str(tmp_path / "sung/manifest.csv")],
+            "not a corpus manifest",
+        ),
+    ):
+        bad = _export(runs, *arguments, "-o", tmp_path / "bad")
+        assert bad.returncode == 1 and message in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "bad").exists()

@@ -94,25 +94,3 @@ def test_fusion_resplits_only_the_one_voice_mass():
     tags[:, [MTT_TAGS.index(t) for t in MALE_TAGS]] = 2.0  # and now a man
     male = fuse_gender(probabilities, tags, {"weights": [0.0, 1.0], "bias": 0.0})
     assert (male[:, 1] > male[:, 2]).all()
-
-
-def test_the_branch_weighs_in_only_where_a_voice_is_heard(song, separator_cache):
-    """The shipped model on the song's instrumental opening (no voice) and its sung lead:
-    the branch leaves the first as the classifier gave it and re-splits the second."""
-    from vocalstream.inference.frontend import snippet_window
-    from vocalstream.inference.model import VoiceModel
-    from vocalstream.models.labels import decide
-
-    model = VoiceModel(None, device="cpu")
-    length = audio.WINDOW_SECONDS * RATE
-    windows = [
-        snippet_window(song[:, s * RATE : s * RATE + length], model.estimator, "both", True)
-        for s in (0, 34)
-    ]
-    features = np.stack([w.features for w in windows])
-    plain = model.classifier_probabilities(features)
-    fused = model.probabilities(features, np.stack([w.mix for w in windows]))
-    assert list(decide(plain)) == [0, 2]
-    np.testing.assert_array_equal(fused[0], plain[0])
-    assert fused[1, 2] > plain[1, 2] and fused[1, 1] < plain[1, 1]  # musicnn hears a woman
-    np.testing.assert_allclose(fused[1, [0, 3]], plain[1, [0, 3]], atol=1e-6)

@@ -45,7 +45,7 @@ from vocalstream.errors import AudioError, DataError
 from vocalstream.files import atomic_folder, atomic_path, cache_dir
 from vocalstream.models.labels import LABELS
 from vocalstream.train import fetch
-from vocalstream.train.data import LABELS_FILE
+from vocalstream.train.data import LABELS_FILE, Example, read_manifest
 from vocalstream.train.resing import resing
 
 _log = logging.getLogger("vocalstream").info
@@ -679,6 +679,23 @@ MANIFEST_FIELDS = (
     "voice_to_music_db",
     "loudness_lufs",
 )
+
+
+SINGING_SOURCES = ("world", "festival")  # voices that sing: resung speakers, diphone singing
+
+
+def sung_examples(manifest: Path) -> list[Example]:
+    """The voiced snippets of a corpus split whose every voice sings (SINGING_SOURCES)."""
+    examples = read_manifest(manifest)
+    with Path(manifest).open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    if not rows or "voice_sources" not in rows[0]:
+        raise DataError(f"{manifest}: not a corpus manifest (no voice_sources column)")
+    return [
+        example
+        for example, row in zip(examples, rows, strict=True)
+        if row["voice_sources"] and set(row["voice_sources"].split("+")) <= set(SINGING_SOURCES)
+    ]
 
 
 def _split_seed(seed: int, split: str) -> list[int]:

@@ -47,6 +47,14 @@ MUSICNN_MELS = 96
 MUSICNN_LOG_GAIN = 10000.0
 MUSICNN_FRAMES = 1 + WINDOW_SECONDS * MUSICNN_RATE // MUSICNN_HOP  # 188 of a centred STFT
 
+# The pitch branch: basic-pitch's note model hears the vocal stem as it was trained, 22.05 kHz
+# mono in chunks of 2 s less one hop; a 3-s window gives it its middle 2 s. Its contour output is
+# a pitch salience of every voice at once: 3 bins a semitone from A0, a frame every 256 samples.
+PITCH_RATE = 22050
+PITCH_SAMPLES = 43844
+PITCH_BINS = 264
+PITCH_BINS_PER_SEMITONE = 3
+
 # librosa.power_to_db(ref=np.max) defaults.
 AMIN = 1e-10
 TOP_DB = 80.0

@@ -443,6 +443,19 @@ def predict(folder: Path, output: Path, run_dir: Path, compute: str):
     help="Labelled examples (a folder or manifest, as train --data) the music branch's gender "
     "fusion is fitted on: held out from the RUNs' training.",
 )
+@click.option(
+    "--pitch-branch",
+    "pitch_wheel",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Add basic-pitch's note model (its PyPI wheel, basic-pitch 0.4.0) as a pitch branch "
+    "that weighs in on one voice or several; needs --several-data.",
+)
+@click.option(
+    "--several-data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A corpus manifest whose sung snippets (every voice resung or synthetic singing) the "
+    "pitch branch's several fusion is fitted on: held out from the RUNs' training.",
+)
 @_verbosity
 def export_command(
     runs,
@@ -455,6 +468,8 @@ def export_command(
     voice_runs,
     music_weights,
     fusion_data,
+    pitch_wheel,
+    several_data,
 ):
     """Export trained RUNs as one ONNX ensemble in a checksummed model bundle."""
     import numpy as np
@@ -484,6 +499,8 @@ def export_command(
         voice_runs=list(voice_runs),
         music_weights=music_weights,
         fusion_data=fusion_data,
+        pitch_wheel=pitch_wheel,
+        several_data=several_data,
     )
     for name in manifest["files"]:
         log.info("%s: %.1f MB", output / name, (output / name).stat().st_size / 1e6)
