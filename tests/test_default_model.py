@@ -12,6 +12,8 @@ from vocalstream.inference.bundle import (
     DEFAULT_BUNDLE,
     MUSIC,
     MUSIC_LICENCE,
+    PITCH,
+    PITCH_LICENCE,
     SEPARATOR,
     resolve_bundle,
 )
@@ -27,9 +29,12 @@ def test_the_default_bundle_is_intact_and_small():
     assert size <= BUDGET_BYTES, f"{size / 1e6:.1f} MB"
     # The separator is built from the installed weights at first use, never committed.
     assert SEPARATOR not in bundle.manifest["files"] and bundle.separation
-    assert set(bundle.manifest["files"]) == {CLASSIFIER_FP16, CLASSIFIER_INT8, MUSIC, MUSIC_LICENCE}
+    branches = {MUSIC, MUSIC_LICENCE, PITCH, PITCH_LICENCE}
+    assert set(bundle.manifest["files"]) == {CLASSIFIER_FP16, CLASSIFIER_INT8, *branches}
     assert "Music Technology Group" in bundle.path(MUSIC_LICENCE).read_text()  # ISC notice
+    assert "Apache License" in bundle.path(PITCH_LICENCE).read_text()
     assert bundle.music["gender_fusion"]["fitted_on"]["data"] == "corpus/validation/manifest.csv"
+    assert bundle.pitch["several_fusion"]["fitted_on"]["data"] == "corpus3/validation/manifest.csv"
     members = [(m["architecture"], m["role"]) for m in bundle.manifest["members"]]
     assert members == [("cnn4", "who"), ("resnet18", "who"), ("cnn4", "voice")]
     assert bundle.reference == "both"
