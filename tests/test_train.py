@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tiny_corpus
 import torch
@@ -59,6 +60,7 @@ def test_each_recipe_trains_end_to_end(tmp_path, corpus, separator_cache, recipe
         out,
         "--set",
         "epochs=1",
+        *(["--feature-jobs", "2"] if recipe == "seed000-ensemble" else []),
         cache=separator_cache,
     )
     assert result.returncode == 0, result.stderr
@@ -83,6 +85,19 @@ def mix_features(corpus, tmp_path_factory):
     features = torch.from_numpy(cache.features([e.path for e in examples]))
     labels = torch.tensor([e.label for e in examples])
     return Split(features, labels, tuple(data.class_weights(examples)))
+
+
+def test_features_in_worker_processes_match_and_are_kept(tmp_path, corpus, separator_cache):
+    from vocalstream.inference.separator import load_estimator
+    from vocalstream.train import data
+
+    paths = [e.path for e in data.read_seed_folder(corpus)][:6]
+    expected = FeatureCache(tmp_path / "one", load_estimator("onnx", "cpu")).features(paths)
+    cache = FeatureCache(tmp_path / "two", load_estimator("onnx", "cpu"))
+    np.testing.assert_allclose(cache.features(paths, jobs=2), expected, atol=1e-3)
+    cache.estimator = None  # anything computed again now would be of the mix, not the vocals
+    np.testing.assert_allclose(cache.features(paths), expected, atol=1e-3)
+    assert not np.allclose(FeatureCache(tmp_path / "mix", None).features(paths), expected)
 
 
 @pytest.mark.parametrize("architecture", ["cnn4", "resnet34", "resnet18"])

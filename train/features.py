@@ -5,12 +5,17 @@ zero-padded), computed by the same streaming front-end the daemon runs: of the s
 or of the mix when there is no estimator. The cache key is the file's sha256, the front-end
 version, the mode, the separator variant and the decibels' reference, so a second epoch, a second
 run or a renamed file never separates again, and a front-end change never reuses stale features.
+Each entry is written whole as it is computed, so an interrupted run keeps what it had done; with
+jobs > 1, worker processes compute (and write) entries side by side, each with its own separator
+on onnxruntime's CPU provider, the cores shared between them.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +23,9 @@ from tqdm import tqdm
 
 from vocalstream import audio
 from vocalstream.files import atomic_path, sha256
+from vocalstream.inference.device import cores
 from vocalstream.inference.frontend import snippet_features
-from vocalstream.inference.separator import DEFAULT_VARIANT, MaskEstimator
+from vocalstream.inference.separator import DEFAULT_VARIANT, MaskEstimator, load_estimator
 
 
 class FeatureCache:
@@ -35,6 +41,7 @@ class FeatureCache:
         reference: str = "window",
     ):
         self.estimator = estimator
+        self.variant = variant
         self.reference = reference
         self.mode = f"vocals-{variant}" if estimator is not None else "mix"
         if reference != "window":  # the original caches keep their names
@@ -45,24 +52,62 @@ class FeatureCache:
     def _entry(self, digest: str) -> Path:
         return self.directory / digest[:2] / f"{digest}.npy"
 
-    def _compute(self, path: Path) -> np.ndarray:
-        waveform = audio.load(path, audio.SEPARATION_RATE, audio.SEPARATION_CHANNELS)
-        return snippet_features(waveform, self.estimator, self.reference)
+    def _compute(self, path: Path, entry: Path) -> None:
+        _write(entry, path, self.estimator, self.reference)
 
-    def features(self, paths: Sequence[str | os.PathLike], progress: bool = False) -> np.ndarray:
-        """Features [len(paths), 1, N_MELS, WINDOW_FRAMES] float32, computing only what is new."""
+    def features(
+        self, paths: Sequence[str | os.PathLike], progress: bool = False, jobs: int = 1
+    ) -> np.ndarray:
+        """Features [len(paths), 1, N_MELS, WINDOW_FRAMES] float32, computing only what is new,
+        in `jobs` processes."""
         paths = [Path(p) for p in paths]
         entries = [self._entry(sha256(p)) for p in paths]
-        missing = [i for i, entry in enumerate(entries) if not entry.exists()]
+        missing = {entries[i]: paths[i] for i, entry in enumerate(entries) if not entry.exists()}
         bar = tqdm(
-            missing,
+            total=len(missing),
             desc=f"features ({self.mode})",
             unit="file",
             disable=None if progress and missing else True,
         )
-        for index in bar:
-            features = self._compute(paths[index])
-            entries[index].parent.mkdir(exist_ok=True)
-            with atomic_path(entries[index]) as scratch:
-                np.save(scratch, features)
+        with bar:
+            if jobs <= 1 or len(missing) <= 1:
+                for entry, path in missing.items():
+                    self._compute(path, entry)
+                    bar.update()
+            else:
+                for _ in self._in_processes(missing, jobs):
+                    bar.update()
         return np.stack([np.load(entry) for entry in entries])
+
+    def _in_processes(self, missing: dict[Path, Path], jobs: int):
+        threads = max(1, cores() // jobs)
+        variant = self.variant if self.estimator is not None else None
+        with ProcessPoolExecutor(
+            jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(variant, threads, self.reference),
+        ) as pool:
+            futures = [pool.submit(_write_in_worker, e, p) for e, p in missing.items()]
+            for future in as_completed(futures):
+                yield future.result()
+
+
+def _write(entry: Path, path: Path, estimator: MaskEstimator | None, reference: str) -> None:
+    waveform = audio.load(path, audio.SEPARATION_RATE, audio.SEPARATION_CHANNELS)
+    features = snippet_features(waveform, estimator, reference)
+    entry.parent.mkdir(exist_ok=True)
+    with atomic_path(entry) as scratch:
+        np.save(scratch, features)
+
+
+_worker: dict = {}  # a worker process's separator and reference
+
+
+def _start_worker(variant: str | None, threads: int, reference: str) -> None:
+    estimator = None if variant is None else load_estimator("onnx", "cpu", variant, threads)
+    _worker.update(estimator=estimator, reference=reference)
+
+
+def _write_in_worker(entry: Path, path: Path) -> None:
+    _write(entry, path, _worker["estimator"], _worker["reference"])

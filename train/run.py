@@ -70,8 +70,10 @@ def run_feature_cache(summary: dict, device: str) -> FeatureCache:
     )
 
 
-def _split(examples: list[data.Example], cache: FeatureCache, progress: bool) -> Split:
-    features = cache.features([e.path for e in examples], progress=progress)
+def _split(
+    examples: list[data.Example], cache: FeatureCache, progress: bool, jobs: int = 1
+) -> Split:
+    features = cache.features([e.path for e in examples], progress, jobs)
     labels = torch.tensor([e.label for e in examples], dtype=torch.long)
     return Split(torch.from_numpy(features), labels, tuple(data.class_weights(examples)))
 
@@ -88,11 +90,13 @@ def train_run(
     log: Callable[[str], None] = _log,
     progress: bool = True,
     validation_examples: list[data.Example] | None = None,
+    feature_jobs: int = 1,
 ) -> dict:
     """Train every member of `recipe` on `examples`; returns the run summary.
 
     Validation takes `validation_examples` when given (a corpus split by speaker and music, say),
-    else a split of `examples` by the recipe's fraction and seed."""
+    else a split of `examples` by the recipe's fraction and seed. Features not yet cached are
+    computed in `feature_jobs` processes."""
     import torch.distributed as dist
 
     context = distributed_from_environment()
@@ -118,8 +122,8 @@ def train_run(
     )
     if context.world > 1 and not context.is_main:
         dist.barrier()  # rank 0 fills the cache first
-    train_split = _split(training, cache, progress and context.is_main)
-    validation_split = _split(validation, cache, progress and context.is_main)
+    train_split = _split(training, cache, progress and context.is_main, feature_jobs)
+    validation_split = _split(validation, cache, progress and context.is_main, feature_jobs)
     if context.world > 1 and context.is_main:
         dist.barrier()
     del cache  # drop the separator's onnxruntime threads before torch trains

@@ -196,6 +196,14 @@ def _data_options(command):
 @click.option("--no-separation", is_flag=True, help="Train on the mix, not the separated vocals.")
 @click.option("--resume", is_flag=True, help="Continue after the last finished epoch in --out.")
 @click.option(
+    "--feature-jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes computing the features not yet cached (each with a CPU separator, the cores "
+    "shared between them). They are kept as they are computed: an interrupted run loses none.",
+)
+@click.option(
     "--on-unreadable",
     type=click.Choice(["fail", "skip"]),
     default="fail",
@@ -213,6 +221,7 @@ def train(
     validation_data,
     no_separation,
     resume,
+    feature_jobs,
     on_unreadable,
     compute,
 ):
@@ -253,6 +262,7 @@ def train(
             on_unreadable,
             progress=_progress(),
             validation_examples=validation,
+            feature_jobs=feature_jobs,
         )
         if dist.is_initialized():
             # Rank 0 still writes the run summary: tearing the group down before it is done
