@@ -16,6 +16,7 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from vocalstream import audio
+from vocalstream.errors import VocalstreamError
 from vocalstream.files import atomic_path, sha256
 from vocalstream.inference.device import cores
 from vocalstream.inference.frontend import snippet_features
@@ -92,8 +94,12 @@ class FeatureCache:
             initargs=(variant, threads, self.reference),
         ) as pool:
             futures = [pool.submit(_write_in_worker, e, p) for e, p in missing.items()]
-            for future in as_completed(futures):
-                yield future.result()
+            try:
+                for future in as_completed(futures):
+                    yield future.result()
+            except BrokenProcessPool as error:
+                message = "a feature worker died (out of memory?); what it finished is kept"
+                raise VocalstreamError(message) from error
 
 
 def _write(entry: Path, path: Path, estimator: MaskEstimator | None, reference: str) -> None:
