@@ -5,13 +5,9 @@ processes (--jobs N), or actors on a Ray cluster (--ray). Every worker holds one
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import signal
 import socket
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +21,7 @@ from vocalstream.catalog.worker import Analyser, Settings, identity
 from vocalstream.errors import VocalstreamError
 from vocalstream.inference.bundle import resolve_bundle
 from vocalstream.inference.device import cores
+from vocalstream.processes import in_processes
 
 log = logging.getLogger("vocalstream")
 
@@ -38,11 +35,8 @@ def _in_this_process(paths: list[str], settings: Settings) -> Iterator[dict]:
 _worker: Analyser | None = None  # the Analyser of a worker process
 
 
-def _start_worker(settings: Settings, level: int) -> None:
+def _start_worker(settings: Settings) -> None:
     global _worker
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
-    logging.basicConfig(format="%(message)s")
-    log.setLevel(level)
     _worker = Analyser(settings)
 
 
@@ -51,23 +45,15 @@ def _record_in_worker(path: str) -> dict:
 
 
 def _in_processes(paths: list[str], settings: Settings, jobs: int) -> Iterator[dict]:
-    pool = ProcessPoolExecutor(
+    # Workers ignore Ctrl-C and their unfinished results are simply not written.
+    return in_processes(
+        _record_in_worker,
+        paths,
         jobs,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(settings, log.getEffectiveLevel()),
+        _start_worker,
+        (settings,),
+        "a worker process died (out of memory?); --resume goes on from here",
     )
-    try:
-        futures = [pool.submit(_record_in_worker, path) for path in paths]
-        for future in as_completed(futures):
-            yield future.result()
-    except BrokenProcessPool as error:
-        message = "a worker process died (out of memory?); --resume goes on from here"
-        raise VocalstreamError(message) from error
-    finally:
-        # Files not yet started are dropped; those running finish first (seconds each), since
-        # workers ignore Ctrl-C and their results are simply not written.
-        pool.shutdown(cancel_futures=True)
 
 
 def _check_reachable(address: str) -> None:

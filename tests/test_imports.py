@@ -23,6 +23,7 @@ FOLDERS = {
 RANKS = {
     "vocalstream.errors": 0,
     "vocalstream.files": 0,
+    "vocalstream.processes": 0,
     "vocalstream.version": 0,
     "vocalstream.defaults": 0,
     "vocalstream.audio": 1,

@@ -12,11 +12,8 @@ on onnxruntime's CPU provider, the cores shared between them.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +21,11 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from vocalstream import audio
-from vocalstream.errors import VocalstreamError
 from vocalstream.files import atomic_path, sha256
 from vocalstream.inference.device import cores
 from vocalstream.inference.frontend import snippet_features
 from vocalstream.inference.separator import DEFAULT_VARIANT, MaskEstimator, load_estimator
+from vocalstream.processes import in_processes
 
 
 class FeatureCache:
@@ -55,9 +52,6 @@ class FeatureCache:
     def _entry(self, digest: str) -> Path:
         return self.directory / digest[:2] / f"{digest}.npy"
 
-    def _compute(self, path: Path, entry: Path) -> None:
-        _write(entry, path, self.estimator, self.reference)
-
     def features(
         self, paths: Sequence[str | os.PathLike], progress: bool = False, jobs: int = 1
     ) -> np.ndarray:
@@ -77,29 +71,20 @@ class FeatureCache:
         with bar, threadpool_limits(1, user_api="blas"):
             if jobs <= 1 or len(missing) <= 1:
                 for entry, path in missing.items():
-                    self._compute(path, entry)
+                    _write(entry, path, self.estimator, self.reference)
                     bar.update()
             else:
-                for _ in self._in_processes(missing, jobs):
+                variant = self.variant if self.estimator is not None else None
+                for _ in in_processes(
+                    _write_in_worker,
+                    missing.items(),
+                    jobs,
+                    _start_worker,
+                    (variant, max(1, cores() // jobs), self.reference),
+                    "a feature worker died (out of memory?); what it finished is kept",
+                ):
                     bar.update()
         return np.stack([np.load(entry) for entry in entries])
-
-    def _in_processes(self, missing: dict[Path, Path], jobs: int):
-        threads = max(1, cores() // jobs)
-        variant = self.variant if self.estimator is not None else None
-        with ProcessPoolExecutor(
-            jobs,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(variant, threads, self.reference),
-        ) as pool:
-            futures = [pool.submit(_write_in_worker, e, p) for e, p in missing.items()]
-            try:
-                for future in as_completed(futures):
-                    yield future.result()
-            except BrokenProcessPool as error:
-                message = "a feature worker died (out of memory?); what it finished is kept"
-                raise VocalstreamError(message) from error
 
 
 def _write(entry: Path, path: Path, estimator: MaskEstimator | None, reference: str) -> None:
@@ -119,5 +104,6 @@ def _start_worker(variant: str | None, threads: int, reference: str) -> None:
     _worker.update(estimator=estimator, reference=reference)
 
 
-def _write_in_worker(entry: Path, path: Path) -> None:
+def _write_in_worker(item: tuple[Path, Path]) -> None:
+    entry, path = item
     _write(entry, path, _worker["estimator"], _worker["reference"])
