@@ -19,10 +19,8 @@ OUT/devset.json          counts per label and per source
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
-import subprocess
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -30,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 from vocalstream import audio
 from vocalstream.errors import DataError
 from vocalstream.files import atomic_folder
+from vocalstream.train import mirrors
 
 log = logging.getLogger("vocalstream")
 
@@ -221,61 +219,36 @@ def _sung(voice: Voice, samples: np.ndarray) -> Sung:
     return Sung(voice, samples.astype(np.float32), _sounding(samples))
 
 
-def _git(mirror: Path, *arguments: str) -> bytes:
-    result = subprocess.run(["git", "-C", str(mirror), *arguments], capture_output=True)
-    if result.returncode != 0:
-        raise DataError(f"{mirror}: git {arguments[0]} failed: {result.stderr.decode().strip()}")
-    return result.stdout
-
-
-def _mirror(mirrors: Path, repository: str) -> Path | None:
-    path = mirrors / repository.replace("/", "+") / "repo"
-    return path if path.is_dir() else None
-
-
 def _voicebank(mirror: Path, bank: Voicebank, rng: np.random.Generator) -> Sung:
     """SYLLABLE_FILES of the bank's recordings, trimmed to their sung part, in a row with short
     breaths between: phrases of one real singer."""
-    listing = _git(mirror, "ls-tree", "-r", "-z", "-l", "HEAD", "--", bank.folder or ".")
-    files = []
-    for entry in listing.split(b"\0"):
-        meta, _, name = entry.partition(b"\t")
-        parts = meta.split()
-        # git-lfs pointers, absent large files ("-") and empty takes are not recordings.
-        if name.lower().endswith(b".wav") and parts[-1].isdigit() and int(parts[-1]) > 20_000:
-            files.append(name.decode())
-    if len(files) < 10:
-        raise DataError(f"{bank.repository}: only {len(files)} recordings in the mirror")
+    files = mirrors.recordings(mirror, bank.folder)
     pieces = []
-    for name in rng.choice(sorted(files), min(SYLLABLE_FILES, len(files)), replace=False):
-        samples, rate = sf.read(io.BytesIO(_git(mirror, "show", f"HEAD:{name}")), dtype="float32")
-        samples = soxr.resample(samples.reshape(len(samples), -1).mean(axis=1), rate, RATE)
+    for name in rng.choice(files, min(SYLLABLE_FILES, len(files)), replace=False):
+        samples = mirrors.read_mono(mirror, name, RATE)
         sounding = np.flatnonzero(_sounding(samples))
         if len(sounding) > RATE // 4:
             pieces += [samples[sounding[0] : sounding[-1]], np.zeros(int(0.15 * RATE), np.float32)]
     return _sung(bank.voice, np.concatenate(pieces))
 
 
-def _voices(data: Path, mirrors: Path | None, seed: int) -> list[Sung]:
+def _voices(data: Path, mirror_dir: Path | None, seed: int) -> list[Sung]:
     voices = []
     for name, voice in CHOIRSET_VOICES.items():
         voices.append(_sung(voice, audio.load(data / "choirset" / name, RATE, 1)[0]))
     vocadito = audio.load(data / "vocadito" / "vocadito_1.wav", RATE, 1)[0]
     voices.append(_sung(VOCADITO, vocadito))
-    if mirrors is None:
+    if mirror_dir is None:
         return voices
-    mirror = _mirror(mirrors, CSD_MIRROR[0])
+    mirror = mirrors.find(mirror_dir, CSD_MIRROR[0])
     if mirror is None:
-        log.warning("no mirror of %s in %s: the CSD take is left out", CSD_MIRROR[0], mirrors)
+        log.warning("no mirror of %s in %s: the CSD take is left out", CSD_MIRROR[0], mirror_dir)
     else:
-        encoded = _git(mirror, "show", f"HEAD:{CSD_MIRROR[1]}")
-        samples, rate = sf.read(io.BytesIO(encoded), dtype="float32")
-        samples = soxr.resample(samples.reshape(len(samples), -1).mean(axis=1), rate, RATE)
-        voices.append(_sung(CSD, samples))
+        voices.append(_sung(CSD, mirrors.read_mono(mirror, CSD_MIRROR[1], RATE)))
     for bank in VOICEBANKS:
-        mirror = _mirror(mirrors, bank.repository)
+        mirror = mirrors.find(mirror_dir, bank.repository)
         if mirror is None:
-            log.warning("no mirror of %s in %s: left out", bank.repository, mirrors)
+            log.warning("no mirror of %s in %s: left out", bank.repository, mirror_dir)
             continue
         rng = np.random.default_rng([seed, zlib.crc32(bank.voice.id.encode())])
         voices.append(_voicebank(mirror, bank, rng))
