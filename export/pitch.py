@@ -80,7 +80,7 @@ def fit_several_fusion(
     equally likely: one voice (male or female) twice as likely as several, whatever the
     examples' own proportions."""
     several = LABELS.index("several")
-    voiced = [e for e in examples if LABELS[e.label] != "no_voice"]
+    voiced = [e for e in examples if e.label != LABELS.index("no_voice")]  # ONE_VOICE is voiced
     counts = {
         "one voice": sum(e.label != several for e in voiced),
         "several": sum(e.label == several for e in voiced),

@@ -6,6 +6,13 @@ NUM_CLASSES = 4
 LABELS = ("no_voice", "male", "female", "several")  # index = class id
 assert len(LABELS) == NUM_CLASSES
 
+# Training data may also carry ONE_VOICE: one voice whose gender no source states (a voicebank
+# singer). It teaches one voice against several and silence, never a gender: either of male and
+# female is right for it. Models still output the four classes.
+ONE_VOICE = NUM_CLASSES
+TRAINING_LABELS = (*LABELS, "one_voice")
+ALLOWED_CLASSES = ((0,), (1,), (2,), (3,), (1, 2))  # by training label: the classes that are right
+
 # The real-music branch's outputs (models/musicnn.py): MagnaTagATune's 50 tags, in its order.
 MTT_TAGS = (
     "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast",

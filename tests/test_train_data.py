@@ -88,8 +88,8 @@ def test_seed_folder_errors(tmp_path):
     cases = {
         "0\n1\nabc\n": "line 3: label 'abc' is not an integer",
         "0\n1.0\n": "line 2: label '1.0' is not an integer",
-        "0\n1\n2\n4\n": "line 4: label 4 is outside 0..3",
-        "-1\n": "line 1: label -1 is outside 0..3",
+        "0\n1\n2\n5\n": "line 4: label 5 is outside 0..4",
+        "-1\n": "line 1: label -1 is outside 0..4",
         "0\n\n1\n": "line 2: blank line before the last label",
         "\n\n": "holds no labels",
     }
@@ -152,7 +152,7 @@ def test_manifest_errors(tmp_path):
         "path,label,path\na.wav,0,b.wav\n": "header 'path,label,path' lacks path and label",
         "path,label\n": "lists no examples",
         "path,label\na.wav,0\na.wav,x\n": "line 3: label 'x' is not an integer",
-        "path,label\na.wav,7\n": "line 2: label 7 is outside 0..3",
+        "path,label\na.wav,7\n": "line 2: label 7 is outside 0..4",
         "path,label\na.wav,0,extra\n": "line 2: 3 fields where the header has 2",
         "path,label\n,0\n": "line 2: empty path",
     }
@@ -249,5 +249,8 @@ def test_counts_and_class_weights():
     assert class_weights(data) == pytest.approx(inverse / inverse.sum())
     assert class_weights(data) == pytest.approx([1 / 16, 3 / 16, 6 / 16, 6 / 16])
     assert class_weights(examples([0, 2, 2])) == pytest.approx([2 / 3, 0, 1 / 3, 0])
+    # One voice of unstated gender counts half as male and half as female.
+    assert class_weights(examples([0, 0, 3, 3, 4, 4, 4, 4])) == pytest.approx([1 / 4] * 4)
+    assert class_weights(examples([0, 1, 4, 4])) == pytest.approx([0.4, 0.2, 0.4, 0])
     with pytest.raises(DataError, match="no examples"):
         class_weights([])

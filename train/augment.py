@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from vocalstream.train.loss import cross_entropy
 
 
 def mask_time_and_frequency(
@@ -60,7 +61,8 @@ def mixup_loss(
     lam: float,
     weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The loss of a mixed batch: lam * CE(labels_a) + (1 - lam) * CE(labels_b)."""
-    return lam * F.cross_entropy(logits, labels_a, weight=weight) + (1 - lam) * F.cross_entropy(
-        logits, labels_b, weight=weight
+    """The loss of a mixed batch: lam * CE(labels_a) + (1 - lam) * CE(labels_b), over training
+    labels (train.loss)."""
+    return lam * cross_entropy(logits, labels_a, weight) + (1 - lam) * cross_entropy(
+        logits, labels_b, weight
     )

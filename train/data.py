@@ -23,7 +23,7 @@ import numpy as np
 
 from vocalstream import audio
 from vocalstream.errors import AudioError, DataError
-from vocalstream.models.labels import LABELS, NUM_CLASSES
+from vocalstream.models.labels import NUM_CLASSES, ONE_VOICE, TRAINING_LABELS
 
 LABELS_FILE = "train_label.txt"
 MANIFEST_COLUMNS = ("path", "label", "group")  # the columns read; others are allowed
@@ -63,9 +63,11 @@ def _parse_label(text: str, where: str) -> int:
     if not _INTEGER.fullmatch(text):
         raise DataError(f"{where}: label {text!r} is not an integer")
     label = int(text)
-    if not 0 <= label < NUM_CLASSES:
-        meanings = ", ".join(f"{index} {name}" for index, name in enumerate(LABELS))
-        raise DataError(f"{where}: label {label} is outside 0..{NUM_CLASSES - 1} ({meanings})")
+    if not 0 <= label < len(TRAINING_LABELS):
+        meanings = ", ".join(f"{index} {name}" for index, name in enumerate(TRAINING_LABELS))
+        raise DataError(
+            f"{where}: label {label} is outside 0..{len(TRAINING_LABELS) - 1} ({meanings})"
+        )
     return label
 
 
@@ -301,15 +303,16 @@ def counts(examples: Iterable[Example]) -> dict[int, int]:
 def class_weights(examples: Iterable[Example], num_classes: int = NUM_CLASSES) -> list[float]:
     """Per-class weights for the loss: 1 / count, normalised to sum to 1, so a class with half
     the examples weighs twice as much. A class with no examples gets weight 0 (it never appears in
-    the loss anyway), and the others share the whole sum."""
-    per_label = counts(examples)
+    the loss anyway), and the others share the whole sum. An example of ONE_VOICE (gender not
+    stated) counts half as male and half as female."""
+    per_label: Counter[int] = Counter(counts(examples))
     if not per_label:
         raise DataError("cannot weight classes: there are no examples")
-    outside = [label for label in per_label if not 0 <= label < num_classes]
+    outside = [label for label in per_label if not 0 <= label < num_classes + 1]
     if outside:
-        raise ValueError(f"labels {outside} are outside 0..{num_classes - 1}")
-    inverse = [
-        1.0 / per_label[label] if label in per_label else 0.0 for label in range(num_classes)
-    ]
+        raise ValueError(f"labels {outside} are outside 0..{num_classes}")
+    unstated = per_label.pop(ONE_VOICE, 0)
+    per_label.update({1: unstated / 2, 2: unstated / 2} if unstated else {})
+    inverse = [1.0 / per_label[label] if per_label[label] else 0.0 for label in range(num_classes)]
     total = sum(inverse)
     return [weight / total for weight in inverse]
