@@ -15,9 +15,10 @@ from conftest import shared
 
 from vocalstream import audio
 from vocalstream.errors import DataError
+from vocalstream.models.labels import ONE_VOICE
 from vocalstream.train import corpus, fetch
 from vocalstream.train.data import read_manifest, read_seed_folder
-from vocalstream.train.resing import RANGES, resing
+from vocalstream.train.resing import RANGES, resing, sing_along
 
 MALE_READERS = ["librosa-data/3436-172162-0000.ogg", "librosa-data/5703-47212-0000.ogg"]
 FEMALE_READER = "librosa-data/198-209-0000.ogg"
@@ -125,7 +126,7 @@ def test_every_speaker_and_music_source_belongs_to_one_split():
     assert not held_out & seen
     for split in corpus.SPLITS:
         voices = [v for v in corpus.VOICES if v.split == split]
-        assert {v.gender for v in voices} == {corpus.MALE, corpus.FEMALE}
+        assert {corpus.MALE, corpus.FEMALE} <= {v.gender for v in voices}
         assert sum(not v.synthetic for v in voices) > sum(v.synthetic for v in voices)
         assert any(m.split == split for m in corpus.MUSIC)
     packages = [(m.package, getattr(m, "pattern", ""), m.split) for m in corpus.MUSIC]
@@ -133,6 +134,42 @@ def test_every_speaker_and_music_source_belongs_to_one_split():
     soundfonts = {m.package: m.split for m in corpus.MUSIC if isinstance(m, corpus.Renders)}
     assert len(set(soundfonts.values())) == len(soundfonts)  # one soundfont per split
     assert not set(corpus.ALLOWED_PROGRAMS) & {52, 53, 54}  # choir, voice oohs, synth voice
+
+
+def test_voices_of_unstated_gender_are_real_and_never_in_the_test():
+    unstated = [voice for voice in corpus.VOICES if voice.gender == corpus.UNSTATED]
+    assert unstated and not any(voice.synthetic for voice in unstated)
+    assert {voice.split for voice in unstated} <= {"train", "validation"}
+    assert not {voice.id for voice in unstated} & set(corpus.RESUNG)  # no range to sing in
+
+
+def test_a_voice_of_unstated_gender_is_one_voice_alone_and_one_of_several(tmp_path, pools):
+    """vocadito's singer, whose gender its source does not state, beside the readers."""
+    singer = corpus.Voice("vocadito", corpus.UNSTATED, "vocadito", "train", "", "")
+    other = corpus.Voice("reader-unstated", corpus.UNSTATED, "librispeech", "train", "", "")
+    files = {
+        **pools.voice_files,
+        singer.id: shared("vocadito/vocadito_1.wav"),
+        other.id: shared(FEMALE_READER),
+    }
+    voices = {**pools.voices, corpus.UNSTATED: [singer, other]}
+    mixed = corpus.Pools(voices, pools.resung, files, {key: 1.0 for key in files}, pools.music)
+    rows = corpus.build_split(tmp_path / "train", "train", 64, seed=2, pools=mixed)
+    unstated = {singer.id, other.id}
+    alone = [row for row in rows if row["label"] == ONE_VOICE]
+    assert alone and all(row["speakers"] in unstated for row in alone)
+    assert all(row["genders"] == corpus.UNSTATED for row in alone)
+    together = [row for row in rows if set(row["speakers"].split("+")) == unstated]
+    assert together and all(row["label"] == 3 for row in together)
+    for row in rows:  # never in a one-voice snippet that states a gender
+        if set(row["speakers"].split("+")) & unstated:
+            assert row["label"] in (3, ONE_VOICE)
+    assert {row["label"] for row in rows} == {0, 1, 2, 3, ONE_VOICE}
+    examples = read_manifest(tmp_path / "train" / "manifest.csv")
+    assert ONE_VOICE in {example.label for example in examples}
+    # A split without such voices draws as before: the held-out test does not move.
+    plain = corpus.build_split(tmp_path / "plain", "train", 64, seed=2, pools=pools)
+    assert ONE_VOICE not in {row["label"] for row in plain}
 
 
 def test_a_missing_program_is_one_clear_error(tmp_path):
@@ -233,5 +270,33 @@ def test_resung_speakers_sing_in_their_range_and_join_the_mixes(split_folder):
 
 def test_one_voice_is_sometimes_doubled_or_reverberant_and_stays_one_voice(split_folder):
     _, rows = split_folder
-    assert {row["effect"] for row in rows if row["label"] in (0, 3)} == {""}
+    assert {row["effect"] for row in rows if row["label"] == 0} == {""}
+    assert {row["effect"] for row in rows if row["label"] == 3} <= {"", "harmony"}
     assert {"double", "reverb"} <= {row["effect"] for row in rows if row["label"] in (1, 2)}
+
+
+def test_voices_sing_one_melody_in_harmony():
+    """Two readers made to sing together: where both sound, a third, fourth, fifth or sixth
+    apart (up to octaves), each moved into its own range."""
+    import librosa
+
+    male = audio.load(shared(MALE_READERS[0]), corpus.RATE, 1)[0][: 3 * corpus.RATE]
+    female = audio.load(shared(FEMALE_READER), corpus.RATE, 1)[0][: 3 * corpus.RATE]
+    lead, second = sing_along([male, female], corpus.RATE, [corpus.MALE, corpus.FEMALE], 4)
+    assert len(lead) == len(second) == 3 * corpus.RATE
+    pitches = []
+    for voice in (lead, second):
+        f0, voiced, _ = librosa.pyin(voice, fmin=65, fmax=1000, sr=corpus.RATE)
+        pitches.append(np.where(voiced, f0, np.nan))
+    both = ~np.isnan(pitches[0]) & ~np.isnan(pitches[1])
+    assert both.sum() > 20
+    semitones = 12 * np.log2(pitches[1][both] / pitches[0][both])
+    interval = float(np.median(semitones)) % 12
+    assert min(abs(interval - step) for step in (3, 4, 5, 7, 8, 9)) < 0.6, interval
+    assert np.median(pitches[1][both]) > np.median(pitches[0][both])  # the female voice above
+
+
+def test_some_several_snippets_are_sung_in_harmony(split_folder):
+    _, rows = split_folder
+    harmonies = [row for row in rows if row["effect"] == "harmony"]
+    assert harmonies and all(row["label"] == 3 for row in harmonies)

@@ -43,16 +43,17 @@ import soxr
 from vocalstream import audio
 from vocalstream.errors import AudioError, DataError
 from vocalstream.files import atomic_folder, atomic_path, cache_dir
-from vocalstream.models.labels import LABELS
+from vocalstream.models.labels import ONE_VOICE, TRAINING_LABELS
 from vocalstream.train import fetch
 from vocalstream.train.data import LABELS_FILE, Example, read_manifest
-from vocalstream.train.resing import resing
+from vocalstream.train.resing import resing, sing_along
 
 _log = logging.getLogger("vocalstream").info
 RATE = audio.CLASSIFIER_RATE  # nothing above 11 kHz reaches the classifier
 SNIPPET_SAMPLES = audio.WINDOW_SAMPLES
 SPLITS = ("train", "validation", "test")
 MALE, FEMALE = "male", "female"
+UNSTATED = "voice"  # a voice whose gender no source states and pitch cannot tell: never a gender
 
 VOICE_TO_MUSIC_DB = (-5.0, 15.0)
 LOUDNESS_LUFS = (-28.0, -14.0)
@@ -67,6 +68,8 @@ DOUBLING_MS = (12.0, 40.0)
 REVERB_SECONDS = (0.4, 2.0)  # RT60 of a synthetic room
 SPEED_RANGE = (0.95, 1.05)  # resampling: pitch and tempo together, under a semitone
 LATEST_ENTRY_SECONDS = 1.5  # in class 3, later voices enter by then, so all overlap
+UNSTATED_SHARE = 0.25  # of one-voice snippets and of several, where a split has such voices
+HARMONY_SHARE = 0.3  # of several: the voices resung by WORLD on one melody, in harmony
 SILENT_LUFS = -60.0  # an excerpt quieter than this is drawn again
 SONGS_PER_VOICE = 8  # of 4 phrases each, about 2 minutes per synthetic voice
 MAX_VOICE_SECONDS = 20 * 60  # of each speaker's recordings, after silences are shortened
@@ -76,7 +79,7 @@ PEAK = 0.98
 REQUIRED_PROGRAMS = (
     ("apt-get", "fetch Debian packages", "apt"),
     ("dpkg-deb", "unpack Debian packages", "dpkg"),
-    ("ffmpeg", "decode G.722 recordings", "ffmpeg"),
+    ("ffmpeg", "decode G.722 and GSM recordings", "ffmpeg"),
     ("fluidsynth", "render scores", "fluidsynth"),
     ("text2wave", "sing with festival voices", "festival"),
 )
@@ -86,7 +89,8 @@ REQUIRED_PROGRAMS = (
 class Voice:
     """One speaker. Recordings come from files matching `pattern` in a Debian package; a
     synthetic voice is a festival voice (`pattern` is its name) singing generated melodies; a
-    resung voice is the real speaker `sung_from` made to sing by the WORLD vocoder."""
+    resung voice is the real speaker `sung_from` made to sing by the WORLD vocoder. A voice of
+    gender UNSTATED teaches one voice (label ONE_VOICE) and several, never a gender."""
 
     id: str
     gender: str
@@ -112,17 +116,34 @@ def _fillets(id: str, gender: str, split: str, language: str, letter: str) -> Vo
     return Voice(id, gender, "fillets", split, f"fillets-ng-data-{language}", pattern)
 
 
-def _klettres(gender: str, split: str, language: str) -> Voice:
-    pattern = f"usr/share/klettres/{language}/**/*.ogg"
-    return Voice(f"klettres-{language}", gender, "klettres", split, "klettres-data", pattern)
+def _klettres(gender: str, split: str, language: str, folder: str = "") -> Voice:
+    """One language's letters and syllables; in `folder` alone where the language has a speaker
+    for each (German)."""
+    pattern = f"usr/share/klettres/{language}/{folder or '**'}/*.ogg"
+    id = f"klettres-{language}" + (f"-{folder}" if folder else "")
+    return Voice(id, gender, "klettres", split, "klettres-data", pattern)
+
+
+def _ktuberling(gender: str, split: str, language: str, suffix: str = "ogg") -> Voice:
+    pattern = f"usr/share/ktuberling/sounds/{language}/*.{suffix}"
+    return Voice(f"ktuberling-{language}", gender, "ktuberling", split, "ktuberling-data", pattern)
+
+
+def _prompts(id: str, gender: str, split: str, package: str, folder: str, suffix: str) -> Voice:
+    """Asterisk voice prompts packaged apart from asterisk's core sounds."""
+    pattern = f"usr/share/asterisk/sounds/{folder}/**/*.{suffix}"
+    return Voice(id, gender, "asterisk", split, package, pattern)
 
 
 def _festival(id: str, gender: str, split: str, package: str, name: str) -> Voice:
     return Voice(id, gender, "festival", split, package, name, synthetic=True)
 
 
-# Genders: asterisk's are credited in its folder names; the rest are judged by pitch (notes in
-# docs/MODEL_CARD.md). Fish Fillets' small fish ("-m-") speaks at a median 269 Hz.
+# Genders: asterisk's are credited in its folder names or credits (Armelle Desjardins, July E.
+# Jimenez, Paola Dal Zot's it_IT_f_Menardi); the rest are judged by pitch, median F0 under 165 Hz
+# male and over 190 Hz female (notes in docs/MODEL_CARD.md), and UNSTATED between. Fish Fillets'
+# small fish ("-m-") speaks at a median 269 Hz. A language whose KLettres and KTuberling voices
+# may be one person keeps both in one split (lt, uk; KTuberling's nds, ar and nb are left out).
 VOICES = (
     _asterisk("asterisk-en-allison", FEMALE, "train", "en", "en_US_f_Allison"),
     _fillets("fillets-cs-big-fish", MALE, "train", "cs", "v"),
@@ -133,12 +154,52 @@ VOICES = (
     _klettres(MALE, "train", "ml"),
     _klettres(FEMALE, "train", "cs"),
     _klettres(FEMALE, "train", "en_GB"),
+    _prompts("asterisk-fr-armelle", FEMALE, "train", "asterisk-prompt-fr-armelle", "fr", "gsm"),
+    _prompts(
+        "asterisk-it-menardi",
+        FEMALE,
+        "train",
+        "asterisk-prompt-it-menardi-wav",
+        "it_IT_f_Menardi",
+        "wav",
+    ),
+    _klettres(FEMALE, "train", "de", "alpha"),
+    _klettres(MALE, "train", "de", "syllab"),
+    _klettres(FEMALE, "train", "it"),
+    _klettres(FEMALE, "train", "ru"),
+    _klettres(FEMALE, "train", "nl"),
+    _klettres(UNSTATED, "train", "es"),  # 185 Hz
+    _klettres(UNSTATED, "train", "tn"),  # 340 Hz: a woman or a child
+    _ktuberling(MALE, "train", "wa"),
+    _ktuberling(MALE, "train", "de"),
+    _ktuberling(FEMALE, "train", "gl"),
+    _ktuberling(UNSTATED, "train", "sl"),  # 165 Hz
+    _ktuberling(MALE, "train", "ga", "wav"),
+    _ktuberling(MALE, "train", "es", "wav"),
+    _ktuberling(FEMALE, "train", "it", "wav"),
+    _ktuberling(FEMALE, "train", "ro", "wav"),
+    _ktuberling(FEMALE, "train", "sv", "wav"),
+    _ktuberling(FEMALE, "train", "sr"),
+    _ktuberling(UNSTATED, "train", "nl", "wav"),  # 335 Hz: a woman or a child
+    _ktuberling(UNSTATED, "train", "fi", "wav"),  # 425 Hz: a child?
+    Voice(
+        "fillets-en-elk",
+        MALE,
+        "fillets",
+        "train",
+        "fillets-ng-data",
+        "usr/share/games/fillets-ng/sound/elk/en/deu-l-*.ogg",
+    ),
     _festival("festival-kal", MALE, "train", "festvox-kallpc16k", "kal_diphone"),
     _festival("festival-lp", FEMALE, "train", "festvox-italp16k", "lp_diphone"),
     _asterisk("asterisk-ru", FEMALE, "validation", "ru", "ru_RU_f_IvrvoiceRU"),
     _klettres(MALE, "validation", "hu"),
     _klettres(MALE, "validation", "lt"),
     _klettres(FEMALE, "validation", "uk"),
+    _klettres(UNSTATED, "validation", "he"),  # 172 Hz
+    _ktuberling(MALE, "validation", "lt"),
+    _ktuberling(FEMALE, "validation", "uk"),
+    _prompts("asterisk-es-july", FEMALE, "validation", "asterisk-prompt-es-co", "es", "gsm"),
     _asterisk("asterisk-it-carlo", MALE, "test", "it", "it_IT_m_Carlo"),
     _asterisk("asterisk-fr-june", FEMALE, "test", "fr", "fr_CA_f_June"),
     _fillets("fillets-nl-big-fish", MALE, "test", "nl", "v"),
@@ -152,7 +213,7 @@ VOICES = (
 RESUNG = {
     voice.id: dataclasses.replace(voice, id=f"{voice.id}-sung", source="world", sung_from=voice.id)
     for voice in VOICES
-    if not voice.synthetic
+    if not voice.synthetic and voice.gender != UNSTATED  # WORLD sings in a gender's range
 }
 
 
@@ -233,11 +294,15 @@ MUSIC = (
 # Preparing the material: each speaker as one long recording, each music source as files.
 
 
-def _decode_g722(paths: list[Path]) -> np.ndarray:
-    """G.722 files decoded by ffmpeg, concatenated, at RATE."""
-    ffmpeg = fetch.require_program("ffmpeg", "decode G.722 recordings", "ffmpeg")
+RAW_FORMATS = {".g722": "g722", ".gsm": "gsm"}  # telephone codecs without a container
+
+
+def _decode_raw(paths: list[Path]) -> np.ndarray:
+    """G.722 or GSM files decoded by ffmpeg, concatenated, at RATE."""
+    ffmpeg = fetch.require_program("ffmpeg", "decode G.722 and GSM recordings", "ffmpeg")
+    form = RAW_FORMATS[paths[0].suffix]
     parts = []
-    for start in range(0, len(paths), 200):  # G.722 is a raw bitstream: files concatenate
+    for start in range(0, len(paths), 200):  # raw bitstreams: files concatenate
         joined = "concat:" + "|".join(str(path) for path in paths[start : start + 200])
         command = [
             ffmpeg,
@@ -245,7 +310,7 @@ def _decode_g722(paths: list[Path]) -> np.ndarray:
             "-v",
             "error",
             "-f",
-            "g722",
+            form,
             "-i",
             joined,
             "-ac",
@@ -256,13 +321,13 @@ def _decode_g722(paths: list[Path]) -> np.ndarray:
             "f32le",
             "-",
         ]
-        parts.append(np.frombuffer(fetch.run(command, "decoding G.722"), dtype=np.float32))
+        parts.append(np.frombuffer(fetch.run(command, f"decoding {form}"), dtype=np.float32))
     return np.concatenate(parts)
 
 
 def _decode(paths: list[Path], log: Callable[[str], None]) -> np.ndarray:
-    if paths[0].suffix == ".g722":
-        return _decode_g722(paths)
+    if paths[0].suffix in RAW_FORMATS:
+        return _decode_raw(paths)
     parts = []
     for path in paths:
         try:
@@ -392,7 +457,7 @@ class Material:
         for file in files:
             path = self.cache / "music" / music.id / f"{file.stem}.flac"
             if not path.is_file():
-                _write_flac(path, _decode_g722([file]))
+                _write_flac(path, _decode_raw([file]))
             decoded.append(path)
         return decoded
 
@@ -518,7 +583,7 @@ class Pools:
 
 def _pools(split: str, material: Material) -> Pools:
     voices = [voice for voice in VOICES if voice.split == split]
-    by_gender = {gender: [v for v in voices if v.gender == gender] for gender in (MALE, FEMALE)}
+    by_gender = {g: [v for v in voices if v.gender == g] for g in (MALE, FEMALE, UNSTATED)}
     resung = {key: voice for key, voice in RESUNG.items() if voice.split == split}
     files = _VoiceFiles(material, list(resung.values()))
     files.update({voice.id: material.voice(voice) for voice in voices})
@@ -542,8 +607,13 @@ class _VoiceFiles(dict):
 
 
 def _draw_voices(rng: np.random.Generator, label: int, pools: Pools) -> list[Voice]:
-    if label in (1, 2):
+    unstated = pools.voices.get(UNSTATED, [])
+    if label == ONE_VOICE:
+        genders = [UNSTATED]
+    elif label in (1, 2):
         genders = [MALE if label == 1 else FEMALE]
+    elif len(unstated) >= 2 and rng.random() < UNSTATED_SHARE:
+        genders = [UNSTATED] * min(int(rng.integers(2, 5)), len(unstated))
     else:
         count = int(rng.integers(2, 5))
         if rng.random() < 0.5:  # mixed genders
@@ -616,24 +686,43 @@ def _reverberant(voice: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _snippet(rng: np.random.Generator, label: int, pools: Pools, loudness: _Loudness):
     """(waveform, description) of one snippet of class `label`."""
+    if label in (1, 2) and pools.voices.get(UNSTATED) and rng.random() < UNSTATED_SHARE:
+        label = ONE_VOICE
     row: dict[str, object] = {"label": label}
     voices = [] if label == 0 else _draw_voices(rng, label, pools)
     voice_only = label != 0 and rng.random() < VOICE_ONLY_SHARE
-    mix = np.zeros(SNIPPET_SAMPLES, dtype=np.float32)
+    # Drawn on the side, so that the snippets without harmony are drawn as they were before it.
+    side = rng.spawn(1)[0]
+    harmony = (
+        label == 3 and all(v.gender != UNSTATED for v in voices) and side.random() < HARMONY_SHARE
+    )
+    parts, gains = [], []
     for index, voice in enumerate(voices):
-        part = _voice_excerpt(rng, pools.voice_files[voice.id], loudness)
-        part *= np.float32(10 ** (rng.uniform(-4, 4) / 20)) if index else np.float32(1)
+        parts.append(_voice_excerpt(rng, pools.voice_files[voice.id], loudness))
+        gain = np.ones(SNIPPET_SAMPLES, dtype=np.float32)
         if index:  # later voices enter at a random moment, with a 20-ms fade-in
+            gain *= np.float32(10 ** (rng.uniform(-4, 4) / 20))
             entry = int(rng.uniform(0, LATEST_ENTRY_SECONDS) * RATE)
             ramp = np.clip((np.arange(SNIPPET_SAMPLES) - entry) / (0.02 * RATE), 0, 1)
-            part *= ramp.astype(np.float32)
-        mix += part
+            gain *= ramp.astype(np.float32)
+        gains.append(gain)
+    if harmony:  # one melody, each voice a third, fourth, fifth or sixth from the lead
+        genders = [v.gender for v in voices]
+        sung = sing_along(parts, RATE, genders, int(side.integers(2**31)))
+        levels = [loudness(part) for part in sung]
+        if min(levels) > SILENT_LUFS:  # else a voice found nothing voiced to sing: as it was
+            parts = [_gain(part, level, -23.0) for part, level in zip(sung, levels, strict=True)]
+        else:
+            harmony = False
+    mix = np.zeros(SNIPPET_SAMPLES, dtype=np.float32)
+    for part, gain in zip(parts, gains, strict=True):
+        mix += part * gain
     effect = ""
-    if label in (1, 2) and rng.random() < EFFECT_SHARE:
+    if label in (1, 2, ONE_VOICE) and rng.random() < EFFECT_SHARE:
         effect = "double" if rng.random() < 0.5 else "reverb"
         mix = _doubled(mix, rng) if effect == "double" else _reverberant(mix, rng)
     row.update(
-        effect=effect,
+        effect=effect or ("harmony" if harmony else ""),
         speakers="+".join(v.id for v in voices),
         genders="+".join(v.gender for v in voices),
         voice_sources="+".join(sorted({v.source for v in voices})),
@@ -744,7 +833,9 @@ def summarise(rows: Iterable[dict]) -> dict:
     music = Counter(r["music_source"] or "none" for r in rows)
     return {
         "snippets": len(rows),
-        "per_class": {LABELS[k]: v for k, v in sorted(Counter(r["label"] for r in rows).items())},
+        "per_class": {
+            TRAINING_LABELS[k]: v for k, v in sorted(Counter(r["label"] for r in rows).items())
+        },
         "voices_per_gender": dict(sorted(Counter(gender for _, gender in voices).items())),
         "voices_per_source": dict(sorted(Counter(sources[s] for s, _ in voices).items())),
         "voices_per_speaker": dict(sorted(Counter(s for s, _ in voices).items())),

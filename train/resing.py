@@ -22,6 +22,19 @@ VIBRATO_HZ = (4.5, 6.5)
 VIBRATO_CENTS = (15.0, 60.0)
 RANGES = {"male": (43, 67), "female": (53, 77)}  # MIDI notes: G2-G4, F3-F5
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
+HARMONY_INTERVALS = (
+    -9,
+    -8,
+    -5,
+    -4,
+    -3,
+    3,
+    4,
+    5,
+    7,
+    8,
+    9,
+)  # semitones: thirds, fourths, fifths, sixths
 
 
 def _melody(frames: int, gender: str, rng: np.random.Generator) -> np.ndarray:
@@ -60,23 +73,79 @@ def _stretch_map(voiced: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate(pieces).astype(int)
 
 
-def resing(waveform: np.ndarray, rate: int, gender: str, seed: int) -> np.ndarray:
-    """Speech [n] at `rate` -> the same voice singing, float32 at `rate`."""
+def _pyworld():
     with warnings.catch_warnings():  # pyworld 0.3.5 imports the deprecated pkg_resources
         warnings.simplefilter("ignore", UserWarning)
         import pyworld  # an optional dependency of the corpus builder
+    return pyworld
 
+
+def _analyse(piece: np.ndarray, rate: int):
+    """WORLD's F0, spectral envelope and aperiodicity of `piece` [n], frame by FRAME_MS."""
+    pyworld = _pyworld()
+    piece = piece.astype(np.float64)
+    f0, times = pyworld.dio(piece, rate, frame_period=FRAME_MS)
+    f0 = pyworld.stonemask(piece, f0, times, rate)
+    return f0, pyworld.cheaptrick(piece, f0, times, rate), pyworld.d4c(piece, f0, times, rate)
+
+
+def _in_range(f0: np.ndarray, gender: str) -> np.ndarray:
+    """The melody moved by whole octaves until its median note lies in the gender's range."""
+    low, high = RANGES[gender]
+    median = 69 + 12 * np.log2(np.median(f0) / 440.0)
+    octaves = 0
+    while median + 12 * octaves > high - 3:
+        octaves -= 1
+    while median + 12 * octaves < low + 3:
+        octaves += 1
+    return f0 * 2.0**octaves
+
+
+def sing_along(
+    waveforms: list[np.ndarray], rate: int, genders: list[str], seed: int
+) -> list[np.ndarray]:
+    """Different voices [n] (speech or singing, each at `rate`) singing one melody together in
+    harmony: the first voice leads, each other sings it HARMONY_INTERVALS away, moved by octaves
+    into its own range. The notes change at the same moments in every voice; each voice sounds
+    where its own recording is voiced. Returns float32 waveforms as long as the inputs."""
+    pyworld = _pyworld()
+    rng = np.random.default_rng(seed)
+    length = min(len(w) for w in waveforms)
+    frames = int(length / rate * 1000 / FRAME_MS) + 1
+    lead = _melody(frames, genders[0], rng)
+    sung = []
+    for index, (waveform, gender) in enumerate(zip(waveforms, genders, strict=True)):
+        f0, envelope, aperiodicity = _analyse(waveform[:length], rate)
+        order = _stretch_map(f0 > 0, rng)[: len(f0)]
+        order = np.pad(order, (0, len(f0) - len(order)), mode="edge")
+        melody = lead[: len(order)]
+        if index:
+            interval = float(rng.choice(HARMONY_INTERVALS))
+            melody = _in_range(melody * 2 ** (interval / 12), gender)
+        voiced = f0[order] > 0
+        voice = pyworld.synthesize(
+            np.where(voiced, melody, 0.0),
+            np.ascontiguousarray(envelope[order]),
+            np.ascontiguousarray(aperiodicity[order]),
+            rate,
+            FRAME_MS,
+        )
+        voice = np.pad(voice, (0, max(0, length - len(voice))))[:length]
+        sung.append((voice / max(1e-6, float(np.abs(voice).max())) * 0.5).astype(np.float32))
+    return sung
+
+
+def resing(waveform: np.ndarray, rate: int, gender: str, seed: int) -> np.ndarray:
+    """Speech [n] at `rate` -> the same voice singing, float32 at `rate`."""
+    pyworld = _pyworld()
     rng = np.random.default_rng(seed)
     chunk = int(CHUNK_SECONDS * rate)
     sung = []
     for begin in range(0, len(waveform), chunk):
-        piece = waveform[begin : begin + chunk].astype(np.float64)
+        piece = waveform[begin : begin + chunk]
         if len(piece) < rate // 2:
             break
-        f0, times = pyworld.dio(piece, rate, frame_period=FRAME_MS)
-        f0 = pyworld.stonemask(piece, f0, times, rate)
-        envelope = pyworld.cheaptrick(piece, f0, times, rate)
-        aperiodicity = pyworld.d4c(piece, f0, times, rate)
+        f0, envelope, aperiodicity = _analyse(piece, rate)
         order = _stretch_map(f0 > 0, rng)
         voiced = f0[order] > 0
         melody = np.where(voiced, _melody(len(order), gender, rng), 0.0)
