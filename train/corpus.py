@@ -1,9 +1,10 @@
 """A labelled corpus of 3-s snippets mixed from real open recordings, for the default model.
 
-Voices: studio phone prompts (asterisk), acted game dialogue (Fish Fillets), letters and syllables
-read aloud (KLettres), each of these real speakers also turned into a singer by the WORLD vocoder
-(train/resing.py: their own timbre on generated melodies), and a minority of synthetic singing
-(festival). Music: instrumental game
+Voices: studio phone prompts (asterisk), acted game dialogue (Fish Fillets), letters, syllables
+and words read aloud (KLettres, KTuberling), each of these real speakers also turned into a singer
+by the WORLD vocoder (train/resing.py: their own timbre on generated melodies; some several
+snippets sung together in harmony), and a minority of synthetic singing (festival). A speaker
+whose gender neither the source states nor pitch tells is label ONE_VOICE. Music: instrumental game
 soundtracks and music21 scores rendered by fluidsynth with three different soundfonts. Every
 speaker and every music source belongs to exactly one split, so validation and the held-out test
 hear voices and music never seen in training.
