@@ -6,9 +6,9 @@ NUM_CLASSES = 4
 LABELS = ("no_voice", "male", "female", "several")  # index = class id
 assert len(LABELS) == NUM_CLASSES
 
-# Training data may also carry ONE_VOICE: one voice whose gender no source states (a voicebank
-# singer). It teaches one voice against several and silence, never a gender: either of male and
-# female is right for it. Models still output the four classes.
+# Training data may also carry ONE_VOICE: one voice whose gender neither its source states nor
+# its pitch tells. It teaches one voice against several and silence, never a gender: male and
+# female are both right for it. Models still output the four classes.
 ONE_VOICE = NUM_CLASSES
 TRAINING_LABELS = (*LABELS, "one_voice")
 ALLOWED_CLASSES = ((0,), (1,), (2,), (3,), (1, 2))  # by training label: the classes that are right

@@ -308,9 +308,9 @@ def class_weights(examples: Iterable[Example], num_classes: int = NUM_CLASSES) -
     per_label: Counter[int] = Counter(counts(examples))
     if not per_label:
         raise DataError("cannot weight classes: there are no examples")
-    outside = [label for label in per_label if not 0 <= label < num_classes + 1]
+    outside = [label for label in per_label if not 0 <= label < len(TRAINING_LABELS)]
     if outside:
-        raise ValueError(f"labels {outside} are outside 0..{num_classes}")
+        raise ValueError(f"labels {outside} are outside 0..{len(TRAINING_LABELS) - 1}")
     unstated = per_label.pop(ONE_VOICE, 0)
     per_label.update({1: unstated / 2, 2: unstated / 2} if unstated else {})
     inverse = [1.0 / per_label[label] if per_label[label] else 0.0 for label in range(num_classes)]

@@ -116,8 +116,7 @@ def sing_along(
     sung = []
     for index, (waveform, gender) in enumerate(zip(waveforms, genders, strict=True)):
         f0, envelope, aperiodicity = _analyse(waveform[:length], rate)
-        order = _stretch_map(f0 > 0, rng)[: len(f0)]
-        order = np.pad(order, (0, len(f0) - len(order)), mode="edge")
+        order = _stretch_map(f0 > 0, rng)[: len(f0)]  # held vowels: never shorter than f0
         melody = lead[: len(order)]
         if index:
             interval = float(rng.choice(HARMONY_INTERVALS))
