@@ -129,11 +129,16 @@ def test_every_speaker_and_music_source_belongs_to_one_split():
         assert {corpus.MALE, corpus.FEMALE} <= {v.gender for v in voices}
         assert sum(not v.synthetic for v in voices) > sum(v.synthetic for v in voices)
         assert any(m.split == split for m in corpus.MUSIC)
-    packages = [(m.package, getattr(m, "pattern", ""), m.split) for m in corpus.MUSIC]
-    assert len({(p, pattern) for p, pattern, _ in packages}) == len(packages)
-    soundfonts = {m.package: m.split for m in corpus.MUSIC if isinstance(m, corpus.Renders)}
-    assert len(set(soundfonts.values())) == len(soundfonts)  # one soundfont per split
+        assert any(
+            isinstance(m, corpus.Renders) and m.lead for m in corpus.MUSIC if m.split == split
+        )
+    assert len({m.id for m in corpus.MUSIC}) == len(corpus.MUSIC)
+    tracks = [(m.package, m.pattern) for m in corpus.MUSIC if isinstance(m, corpus.Tracks)]
+    assert len(set(tracks)) == len(tracks)
+    soundfonts = {(m.package, m.split) for m in corpus.MUSIC if isinstance(m, corpus.Renders)}
+    assert len({package for package, _ in soundfonts}) == len(soundfonts)  # one per split
     assert not set(corpus.ALLOWED_PROGRAMS) & {52, 53, 54}  # choir, voice oohs, synth voice
+    assert not set(corpus.LEAD_PROGRAMS) & {52, 53, 54, 85, 91, 94}  # and voice lead, choir pads
 
 
 def test_voices_of_unstated_gender_are_real_and_never_in_the_test():
@@ -266,6 +271,81 @@ def test_resung_speakers_sing_in_their_range_and_join_the_mixes(split_folder):
     assert "reader-3436-sung" in speakers and "reader-3436" in speakers
     for row in rows:
         assert "reader-3436" not in row["speakers"] or row["label"] in (1, 3)
+
+
+def _tracks(midi_path) -> list[tuple[set[int], int]]:
+    """(programs, length in ticks) of each track of a MIDI file that plays notes."""
+    from music21 import midi
+
+    file = midi.MidiFile()
+    file.open(str(midi_path))
+    file.read()
+    file.close()
+    tracks = []
+    for track in file.tracks:
+        kinds = midi.ChannelVoiceMessages
+        programs = {e.data for e in track.events if e.type == kinds.PROGRAM_CHANGE}
+        if any(e.type == kinds.NOTE_ON for e in track.events):
+            ticks = sum(e.time for e in track.events if isinstance(e, midi.DeltaTime))
+            tracks.append((programs, ticks))
+    return tracks
+
+
+def test_lead_renders_give_the_melody_to_an_instrument_that_sings(tmp_path):
+    """Bach chorales as the lead sources render them: the soprano alone on a violin, saxophone,
+    flute, synth lead..., and, unless the piece is the melody alone, the other parts apart on
+    instruments that are never voices, with the same tempo; without a lead, one file of every
+    part."""
+    from music21 import corpus as scores
+
+    chorales = [p for p in scores.getComposer("bach") if p.suffix in corpus.SCORE_SUFFIXES][:12]
+    alone = 0
+    for seed, path in enumerate(chorales):
+        folder = tmp_path / str(seed)
+        folder.mkdir()
+        melody, *accompaniment = corpus._score_to_midi(path, folder, seed, lead=True)
+        ((programs, ticks),) = _tracks(melody)
+        assert programs <= set(corpus.LEAD_PROGRAMS)
+        alone += not accompaniment
+        for file in accompaniment:
+            others = _tracks(file)
+            assert len(others) >= 3 and all(p <= set(corpus.ALLOWED_PROGRAMS) for p, _ in others)
+            assert {t for _, t in others} == {ticks}  # the same length: played together
+    assert 0 < alone < len(chorales)
+    (plain,) = corpus._score_to_midi(chorales[0], tmp_path, 0)
+    assert len(_tracks(plain)) >= 4
+    assert all(p <= set(corpus.ALLOWED_PROGRAMS) for p, _ in _tracks(plain))
+
+
+def test_vibrato_swings_the_pitch_as_a_singer_does():
+    import librosa
+
+    tone = np.sin(2 * np.pi * 440 * np.arange(3 * corpus.RATE) / corpus.RATE).astype(np.float32)
+    for seed in range(3):
+        swung = corpus._vibrato(tone, np.random.default_rng(seed))
+        f0, voiced, _ = librosa.pyin(swung, fmin=300, fmax=600, sr=corpus.RATE, hop_length=256)
+        semitones = 12 * np.log2(f0[voiced][8:-8] / 440)
+        depth = (np.percentile(semitones, 98) - np.percentile(semitones, 2)) / 2
+        assert corpus.VIBRATO_SEMITONES[0] * 0.7 < depth < corpus.VIBRATO_SEMITONES[1] * 1.3
+        spectrum = np.abs(np.fft.rfft(semitones - semitones.mean()))
+        hertz = np.fft.rfftfreq(len(semitones), 256 / corpus.RATE)[np.argmax(spectrum)]
+        assert corpus.VIBRATO_HZ[0] - 0.5 < hertz < corpus.VIBRATO_HZ[1] + 0.5
+
+
+def test_hard_negatives_add_the_lead_renders_and_music_in_a_room(pools):
+    """Only when asked: without them the corpus is drawn as before they existed."""
+    hard = corpus.dataclasses.replace(pools, hard_negatives=True)
+    loudness = corpus._Loudness()
+    for chosen, effects in ((pools, {""}), (hard, {"", "reverb"})):
+        rows = [
+            corpus._snippet(np.random.default_rng(i), 0, chosen, loudness)[1] for i in range(30)
+        ]
+        assert {row["effect"] for row in rows} == effects
+    for split in corpus.SPLITS:
+        plain = corpus.music_sources(split)
+        added = [m for m in corpus.music_sources(split, hard_negatives=True) if m not in plain]
+        assert added and all(isinstance(m, corpus.Renders) and m.lead for m in added)
+        assert not any(isinstance(m, corpus.Renders) and m.lead for m in plain)
 
 
 def test_one_voice_is_sometimes_doubled_or_reverberant_and_stays_one_voice(split_folder):

@@ -4,10 +4,13 @@ Voices: studio phone prompts (asterisk), acted game dialogue (Fish Fillets), let
 and words read aloud (KLettres, KTuberling), each of these real speakers also turned into a singer
 by the WORLD vocoder (train/resing.py: their own timbre on generated melodies; some several
 snippets sung together in harmony), and a minority of synthetic singing (festival). A speaker
-whose gender neither the source states nor pitch tells is label ONE_VOICE. Music: instrumental game
-soundtracks and music21 scores rendered by fluidsynth with three different soundfonts. Every
-speaker and every music source belongs to exactly one split, so validation and the held-out test
-hear voices and music never seen in training.
+whose gender neither the source states nor pitch tells is label ONE_VOICE. Music: instrumental
+game soundtracks and music21 scores rendered by fluidsynth with three different soundfonts. With
+hard negatives, also scores whose melody an instrument that sings (violin, saxophone, flute,
+synth lead...) plays with vibrato, alone or over the other parts, the music most easily mistaken
+for a voice, and music ringing in a synthetic room. Every speaker and every music source belongs
+to exactly one split, so validation and the held-out test hear voices and music never seen in
+training.
 
 Classes, as the seeds: 0 music alone, 1 one male voice, 2 one female voice, 3 two to four
 different voices at once (later voices enter at random offsets). Voices sit -5..+15 dB above the
@@ -64,7 +67,8 @@ VOICE_ONLY_SHARE = 0.12  # of classes 1-3
 SYNTHETIC_SHARE = 0.12  # of voices, where the split has a synthetic voice of that gender
 RESUNG_SHARE = 0.5  # of real voices: the speaker resynthesised singing instead of speaking
 RESUNG_INPUT_SECONDS = 150  # of each speaker's speech turned into singing
-EFFECT_SHARE = 0.2  # of classes 1-2: the one voice doubled or with reverb, as produced songs are
+EFFECT_SHARE = 0.2  # of classes 1-2: the one voice doubled or with reverb, as produced songs
+# are; of class 0, with hard negatives: the music with reverb
 DOUBLING_MS = (12.0, 40.0)
 REVERB_SECONDS = (0.4, 2.0)  # RT60 of a synthetic room
 SPEED_RANGE = (0.95, 1.05)  # resampling: pitch and tempo together, under a semitone
@@ -232,7 +236,9 @@ class Tracks:
 @dataclass(frozen=True)
 class Renders:
     """music21 corpus scores by `composers`, rendered with a soundfont; each score is one music
-    source. Every part gets an instrument drawn from ALLOWED_PROGRAMS, never a voice."""
+    source. Every part gets an instrument drawn from ALLOWED_PROGRAMS, never a voice. With
+    `lead`, the top part is a melody played by an instrument that sings (LEAD_PROGRAMS), with a
+    singer's vibrato, over the others or alone: class 0's hardest negatives."""
 
     id: str
     split: str
@@ -240,12 +246,27 @@ class Renders:
     package: str  # the soundfont's Debian package
     soundfont: str
     pieces: int
+    lead: bool = False
 
 
 # General MIDI programs (0-based) of pitched instruments: pianos to strings and ensembles (0-51),
 # brass, reeds and pipes (56-79). 52-54 are choir aahs, voice oohs and synth voice; the synth
 # leads and pads above 79 include voice-like sounds too.
 ALLOWED_PROGRAMS = tuple(range(0, 52)) + tuple(range(56, 80))
+# Instruments whose melodies a separator and a classifier mistake for singing: violin, viola and
+# cello; trumpet, trombone, muted trumpet and horn; saxophones, oboe, cor anglais, bassoon and
+# clarinet; flutes and pipes; synth leads and pads. Never 85 (voice lead), 91 (choir pad) or 94
+# (halo pad), which soundfonts make from sung samples.
+LEAD_PROGRAMS = (
+    (40, 41, 42, 56, 57, 59, 60)
+    + tuple(range(64, 72))
+    + tuple(range(72, 80))
+    + (80, 81, 82, 83, 84, 86, 87, 88, 89, 90, 92, 93, 95)
+)
+LEAD_ALONE_SHARE = 0.3  # of lead pieces: the melody with nothing under it
+LEAD_DB = (0.0, 8.0)  # the melody above the other parts, by RMS
+VIBRATO_HZ = (4.5, 6.5)  # a singer's vibrato, which the melody is given
+VIBRATO_SEMITONES = (0.2, 0.6)  # its depth, each way
 
 RENDER_TIMEOUT_SECONDS = 20  # a few scores make MIDI that fluidsynth renders for hours
 SCORE_SUFFIXES = (".mxl", ".xml", ".krn", ".abc")  # not the corpus's analyses (.rntxt, .txt)
@@ -268,6 +289,15 @@ MUSIC = (
         "usr/share/sounds/sf2/TimGM6mb.sf2",
         pieces=60,
     ),
+    Renders(
+        "bach-leads-timgm6mb",
+        "train",
+        ("bach",),
+        "timgm6mb-soundfont",
+        "usr/share/sounds/sf2/TimGM6mb.sf2",
+        pieces=40,
+        lead=True,
+    ),
     Tracks("hyperrogue", "validation", "hyperrogue-music", "usr/share/hyperrogue/music/*.ogg"),
     Renders(
         "trecento-josquin-fluidr3",
@@ -276,6 +306,15 @@ MUSIC = (
         "fluidr3mono-gm-soundfont",
         "usr/share/fluidr3mono-gm-soundfont/FluidR3Mono_GM.sf3",
         pieces=30,
+    ),
+    Renders(
+        "trecento-josquin-leads-fluidr3",
+        "validation",
+        ("trecento", "josquin"),
+        "fluidr3mono-gm-soundfont",
+        "usr/share/fluidr3mono-gm-soundfont/FluidR3Mono_GM.sf3",
+        pieces=20,
+        lead=True,
     ),
     Tracks("planetblupi", "test", "planetblupi-music-ogg", "usr/share/planetblupi/music/*.ogg"),
     Tracks("singularity", "test", "singularity-music", "usr/share/games/singularity/music/*.ogg"),
@@ -287,6 +326,15 @@ MUSIC = (
         "musescore-general-soundfont-small",
         "usr/share/sounds/sf3/MuseScore_General_Lite.sf3",
         pieces=30,
+    ),
+    Renders(
+        "renaissance-leads-musescore",
+        "test",
+        ("palestrina", "monteverdi"),
+        "musescore-general-soundfont-small",
+        "usr/share/sounds/sf3/MuseScore_General_Lite.sf3",
+        pieces=20,
+        lead=True,
     ),
 )
 
@@ -462,75 +510,147 @@ class Material:
             decoded.append(path)
         return decoded
 
+    def soundfont(self, music: Renders) -> Path:
+        return fetch.package_files(self.package(music.package), music.soundfont)[0]
+
     def _renders(self, music: Renders) -> list[Path]:
         folder = self.cache / "music" / music.id
-        soundfont = fetch.package_files(self.package(music.package), music.soundfont)[0]
+        soundfont = self.soundfont(music)
         if (folder / fetch.COMPLETE).is_file():
             return sorted(folder.glob("*.flac"))
         self.log(f"rendering {music.pieces} scores for {music.id}")
-        fluidsynth = fetch.require_program("fluidsynth", "render scores", "fluidsynth")
-        from music21 import corpus  # an optional dependency, checked by check_requirements
-
-        scores = sorted(
-            path
-            for composer in music.composers
-            for path in corpus.getComposer(composer)
-            if path.suffix in SCORE_SUFFIXES
-        )
-        step = max(1, len(scores) // music.pieces)
-        # Spread over the corpus: every step-th score, then the ones between, until enough render.
-        order = [path for offset in range(step) for path in scores[offset::step]]
         folder.mkdir(parents=True, exist_ok=True)
         rendered = 0
-        for score_path in order:
+        for score_path in score_order(music):
             if rendered == music.pieces:
                 break
-            name = f"{score_path.parent.name}-{score_path.stem}".replace(".", "_")
-            if (folder / f"{name}.flac").is_file():
-                rendered += 1
-                continue
-            with tempfile.TemporaryDirectory() as scratch:
-                midi, wav = Path(scratch) / "score.mid", Path(scratch) / "score.wav"
+            path = folder / f"{score_name(score_path)}.flac"
+            if not path.is_file():
                 try:
-                    _score_to_midi(score_path, midi, zlib.crc32(name.encode()))
-                    fetch.run(
-                        [
-                            fluidsynth,
-                            "-ni",
-                            "-q",
-                            "-F",
-                            str(wav),
-                            "-r",
-                            str(RATE),
-                            str(soundfont),
-                            str(midi),
-                        ],
-                        f"rendering {name}",
-                        timeout=RENDER_TIMEOUT_SECONDS,
-                    )
+                    waveform = render_score(score_path, soundfont, music.lead)
                 except Exception as error:  # music21 rejects some corpus files; use others
-                    self.log(f"skipped score {name}: {type(error).__name__}: {error}")
+                    self.log(f"skipped score {path.stem}: {type(error).__name__}: {error}")
                     continue
-                _write_flac(folder / f"{name}.flac", audio.load(wav, RATE, 1)[0])
-                rendered += 1
+                _write_flac(path, waveform)
+            rendered += 1
         (folder / fetch.COMPLETE).write_text("")
         return sorted(folder.glob("*.flac"))
 
 
-def _score_to_midi(score_path: Path, midi: Path, seed: int) -> None:
-    from music21 import converter, instrument, stream
+def score_order(music: Renders) -> list[Path]:
+    """The music21 corpus scores of `music`'s composers, in the order its renders try them:
+    spread over the corpus, every step-th score, then the ones between."""
+    from music21 import corpus  # an optional dependency, checked by check_requirements
+
+    scores = sorted(
+        path
+        for composer in music.composers
+        for path in corpus.getComposer(composer)
+        if path.suffix in SCORE_SUFFIXES
+    )
+    step = max(1, len(scores) // music.pieces)
+    return [path for offset in range(step) for path in scores[offset::step]]
+
+
+def score_name(score_path: Path) -> str:
+    """A music21 corpus score's name in the corpus (and its renders' seed)."""
+    return f"{score_path.parent.name}-{score_path.stem}".replace(".", "_")
+
+
+def render_score(
+    score_path: Path, soundfont: Path, lead: bool = False, vibrato: bool = True
+) -> np.ndarray:
+    """A music21 score rendered by fluidsynth at RATE as Renders do: its instruments drawn
+    (_score_to_midi) and, with `lead`, its melody given vibrato (or not, to measure what the
+    vibrato does) and mixed over the other parts. The draws are seeded by the score's name."""
+    fluidsynth = fetch.require_program("fluidsynth", "render scores", "fluidsynth")
+    seed = zlib.crc32(score_name(score_path).encode())
+    with tempfile.TemporaryDirectory() as scratch:
+        midis = _score_to_midi(score_path, Path(scratch), seed, lead)
+        waveforms = [_render(fluidsynth, soundfont, midi) for midi in midis]
+    rng = np.random.default_rng([seed, 1])  # apart from the instruments' draws
+    if lead and vibrato:
+        waveforms[0] = _vibrato(waveforms[0], rng)
+    return _mixed(waveforms, rng)
+
+
+def _render(fluidsynth: str, soundfont: Path, midi: Path) -> np.ndarray:
+    wav = midi.with_suffix(".wav")
+    fetch.run(
+        [fluidsynth, "-ni", "-q", "-F", str(wav), "-r", str(RATE), str(soundfont), str(midi)],
+        f"rendering {midi.name}",
+        timeout=RENDER_TIMEOUT_SECONDS,
+    )
+    return audio.load(wav, RATE, 1)[0]
+
+
+def _score_to_midi(score_path: Path, folder: Path, seed: int, lead: bool = False) -> list[Path]:
+    """The score as MIDI files in `folder`, each part on an instrument drawn from
+    ALLOWED_PROGRAMS: one file, or with `lead` its top part alone on one from LEAD_PROGRAMS and,
+    unless the piece is that melody alone (LEAD_ALONE_SHARE), a second file of the other parts.
+    Every file keeps the score's tempo, so the two play together."""
+    from music21 import converter, instrument, midi, stream
 
     rng = np.random.default_rng(seed)
     score = converter.parse(score_path)
     if isinstance(score, stream.Opus):  # a collection: its first piece
         score = score.scores[0]
-    for part in score.parts:
+    for index, part in enumerate(score.parts):
         for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
             old.activeSite.remove(old)
         player = instrument.Instrument()
-        player.midiProgram = int(rng.choice(ALLOWED_PROGRAMS))
+        singing = lead and index == 0
+        player.midiProgram = int(rng.choice(LEAD_PROGRAMS if singing else ALLOWED_PROGRAMS))
         part.insert(0, player)
-    score.write("midi", fp=midi)
+    whole = folder / "score.mid"
+    score.write("midi", fp=whole)
+    if not lead:
+        return [whole]
+    file = midi.MidiFile()
+    file.open(str(whole))
+    file.read()
+    file.close()
+    note_on = midi.ChannelVoiceMessages.NOTE_ON
+    playing = [t for t in file.tracks if any(e.type == note_on for e in t.events)]
+    sides = [("melody", playing[:1])]
+    if len(playing) > 1 and rng.random() >= LEAD_ALONE_SHARE:
+        sides.append(("accompaniment", playing[1:]))
+    paths = []
+    for side, kept in sides:
+        split = midi.MidiFile()
+        split.format, split.ticksPerQuarterNote = file.format, file.ticksPerQuarterNote
+        split.tracks = [t for t in file.tracks if t not in playing or t in kept]
+        paths.append(folder / f"{side}.mid")
+        split.open(str(paths[-1]), "wb")
+        split.write()
+        split.close()
+    return paths
+
+
+def _vibrato(waveform: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The waveform read through a delay that swings at VIBRATO_HZ, so its pitch swings by up to
+    VIBRATO_SEMITONES: what makes a separator take a melody for a voice."""
+    rate, depth = (float(rng.uniform(*bounds)) for bounds in (VIBRATO_HZ, VIBRATO_SEMITONES))
+    swing = (2 ** (depth / 12) - 1) / (2 * np.pi * rate) * RATE  # samples of delay, peak
+    times = np.arange(len(waveform), dtype=np.float64)
+    phase = float(rng.uniform(0, 2 * np.pi))
+    delayed = times - swing * (1 + np.sin(2 * np.pi * rate * times / RATE + phase))
+    return np.interp(delayed, times, waveform).astype(np.float32)
+
+
+def _mixed(waveforms: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """A lead piece's melody LEAD_DB above its accompaniment (by RMS), or a piece as rendered."""
+    if len(waveforms) == 1:
+        return waveforms[0]
+    melody, accompaniment = waveforms
+    length = max(len(melody), len(accompaniment))
+    melody, accompaniment = (np.pad(w, (0, length - len(w))) for w in (melody, accompaniment))
+    gain = 10 ** (rng.uniform(*LEAD_DB) / 20) * _rms(accompaniment) / _rms(melody)
+    return melody * np.float32(gain) + accompaniment
+
+
+def _rms(waveform: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(waveform.astype(np.float64) ** 2)) + 1e-9)
 
 
 def _write_flac(path: Path, waveform: np.ndarray) -> None:
@@ -580,17 +700,28 @@ class Pools:
     voice_files: dict[str, Path]
     voice_weights: dict[str, float]  # speakers with more recordings are drawn more often
     music: dict[str, list[Path]]  # tracks by music source
+    hard_negatives: bool = False  # class 0 also rings in rooms (and music has lead sources)
 
 
-def _pools(split: str, material: Material) -> Pools:
+def music_sources(split: str, hard_negatives: bool = False) -> list[Tracks | Renders]:
+    """The music one split draws from: with `hard_negatives`, its lead renders too."""
+    return [
+        source
+        for source in MUSIC
+        if source.split == split
+        and (hard_negatives or not (isinstance(source, Renders) and source.lead))
+    ]
+
+
+def _pools(split: str, material: Material, hard_negatives: bool = False) -> Pools:
     voices = [voice for voice in VOICES if voice.split == split]
     by_gender = {g: [v for v in voices if v.gender == g] for g in (MALE, FEMALE, UNSTATED)}
     resung = {key: voice for key, voice in RESUNG.items() if voice.split == split}
     files = _VoiceFiles(material, list(resung.values()))
     files.update({voice.id: material.voice(voice) for voice in voices})
     weights = {key: math.sqrt(sf.info(path).duration) for key, path in files.items()}
-    music = {source.id: material.tracks(source) for source in MUSIC if source.split == split}
-    return Pools(by_gender, resung, files, weights, music)
+    music = {source.id: material.tracks(source) for source in music_sources(split, hard_negatives)}
+    return Pools(by_gender, resung, files, weights, music, hard_negatives)
 
 
 class _VoiceFiles(dict):
@@ -673,16 +804,16 @@ def _doubled(voice: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return voice + copy * np.float32(10 ** (rng.uniform(-6, -1) / 20))
 
 
-def _reverberant(voice: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The voice in a synthetic room: exponentially decaying noise as the impulse response."""
+def _reverberant(dry: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Audio in a synthetic room: exponentially decaying noise as the impulse response."""
     import scipy.signal
 
     seconds = float(rng.uniform(*REVERB_SECONDS))
     times = np.arange(int(seconds * RATE)) / RATE
     response = rng.normal(size=len(times)) * np.exp(-6.9 * times / seconds)  # -60 dB at the end
-    wet = scipy.signal.fftconvolve(voice, response)[: len(voice)]
-    wet *= np.sqrt(np.mean(voice**2) / max(1e-12, np.mean(wet**2)))
-    return (voice + wet * np.float32(10 ** (rng.uniform(-9, -2) / 20))).astype(np.float32)
+    wet = scipy.signal.fftconvolve(dry, response)[: len(dry)]
+    wet *= np.sqrt(np.mean(dry**2) / max(1e-12, np.mean(wet**2)))
+    return (dry + wet * np.float32(10 ** (rng.uniform(-9, -2) / 20))).astype(np.float32)
 
 
 def _snippet(rng: np.random.Generator, label: int, pools: Pools, loudness: _Loudness):
@@ -738,6 +869,9 @@ def _snippet(rng: np.random.Generator, label: int, pools: Pools, loudness: _Loud
             ratio = float(rng.uniform(*VOICE_TO_MUSIC_DB))
             mix = _gain(mix, loudness(mix), -23.0 + ratio) + music
             row["voice_to_music_db"] = round(ratio, 1)
+        elif pools.hard_negatives and rng.random() < EFFECT_SHARE:  # instruments in a room
+            mix = _reverberant(music, rng)
+            row["effect"] = "reverb"
         else:
             mix = music
         row.update(music=music_id, music_source=source)
@@ -866,9 +1000,13 @@ def build(
     cache: Path | None = None,
     log: Callable[[str], None] = _log,
     progress: bool = False,
+    hard_negatives: bool = False,
 ) -> dict:
     """Build the corpus into `out`, which must not exist or be empty; it appears whole or not at
-    all. Returns the summary also written to out/corpus.json."""
+    all. Returns the summary also written to out/corpus.json. `hard_negatives` adds class 0's
+    hardest music: the lead renders (a melody with vibrato on an instrument that sings) among
+    the music sources, and music ringing in a synthetic room; without it the corpus is as it
+    was before they existed."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out}: already exists and is not an empty folder")
     if any(count < 4 for count in counts.values()):
@@ -878,9 +1016,14 @@ def build(
     check_requirements()
     material = Material(cache or cache_dir() / "corpus", log)
     with atomic_folder(out) as scratch:
-        summary: dict[str, object] = {"seed": seed, "rate": RATE, "splits": {}}
+        summary: dict[str, object] = {
+            "seed": seed,
+            "rate": RATE,
+            "hard_negatives": hard_negatives,
+            "splits": {},
+        }
         for split in SPLITS:
-            pools = _pools(split, material)
+            pools = _pools(split, material, hard_negatives)
             rows = build_split(scratch / split, split, counts[split], seed, pools, progress)
             summary["splits"][split] = summarise(rows)
         summary["packages"] = sorted(material.packages | {v.package for v in VOICES if v.synthetic})

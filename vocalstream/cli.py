@@ -303,13 +303,19 @@ def corpus() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where fetched packages and prepared sources are kept (default: the vocalstream cache).",
 )
+@click.option(
+    "--hard-negatives",
+    is_flag=True,
+    help="Add music that sings to class 0: melodies with vibrato on violins, saxophones, flutes "
+    "and synth leads, and music in a room (docs/MODEL_CARD.md: it costs real singers' recall).",
+)
 @_verbosity
-def corpus_build(out, seed, train_count, validation_count, test_count, cache):
+def corpus_build(out, seed, train_count, validation_count, test_count, cache, hard_negatives):
     """Fetch the sources and write 3-s snippets with labels to OUT_DIR/{train,validation,test}."""
     from vocalstream.train.corpus import build
 
     counts = {"train": train_count, "validation": validation_count, "test": test_count}
-    summary = build(out, counts, seed, cache, progress=_progress())
+    summary = build(out, counts, seed, cache, progress=_progress(), hard_negatives=hard_negatives)
     for split, numbers in summary["splits"].items():
         classes = ", ".join(f"{name} {count}" for name, count in numbers["per_class"].items())
         log.info("%s: %d snippets (%s)", split, numbers["snippets"], classes)
