@@ -50,7 +50,7 @@ from vocalstream.files import atomic_folder, atomic_path, cache_dir
 from vocalstream.models.labels import ONE_VOICE, TRAINING_LABELS
 from vocalstream.train import fetch
 from vocalstream.train.data import LABELS_FILE, Example, read_manifest
-from vocalstream.train.resing import resing, sing_along
+from vocalstream.train.resing import VIBRATO_HZ, resing, sing_along
 
 _log = logging.getLogger("vocalstream").info
 RATE = audio.CLASSIFIER_RATE  # nothing above 11 kHz reaches the classifier
@@ -265,8 +265,7 @@ LEAD_PROGRAMS = (
 )
 LEAD_ALONE_SHARE = 0.3  # of lead pieces: the melody with nothing under it
 LEAD_DB = (0.0, 8.0)  # the melody above the other parts, by RMS
-VIBRATO_HZ = (4.5, 6.5)  # a singer's vibrato, which the melody is given
-VIBRATO_SEMITONES = (0.2, 0.6)  # its depth, each way
+VIBRATO_SEMITONES = (0.2, 0.6)  # the melody's vibrato depth, each way, at resing's VIBRATO_HZ
 
 RENDER_TIMEOUT_SECONDS = 20  # a few scores make MIDI that fluidsynth renders for hours
 SCORE_SUFFIXES = (".mxl", ".xml", ".krn", ".abc")  # not the corpus's analyses (.rntxt, .txt)
