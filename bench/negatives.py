@@ -25,6 +25,7 @@ import numpy as np
 import soundfile as sf
 
 import vocalstream
+from vocalstream.errors import VocalstreamError
 from vocalstream.files import cache_dir
 from vocalstream.inference.model import VoiceModel
 from vocalstream.train import corpus
@@ -86,15 +87,29 @@ def score(model_path: str | None, sources: dict[str, list[Path]]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=None, help="bundle (repeatable)")
-    parser.add_argument("--pieces", type=int, default=12, help="lead renders to play")
+    parser.add_argument("--pieces", type=_positive, default=12, help="lead renders to play")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory() as scratch:
-        sources = lead_pieces(arguments.pieces, Path(scratch))
-        sources.update({name: [arguments.data / path] for name, path in RECORDINGS.items()})
-        for model_path in arguments.model or [None]:
-            print(json.dumps(score(model_path, sources), indent=1))
+    recordings = {name: arguments.data / path for name, path in RECORDINGS.items()}
+    missing = [str(path) for path in recordings.values() if not path.is_file()]
+    if missing:
+        parser.error(f"no such recording: {', '.join(missing)} (--data: ../shared/data)")
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            sources = lead_pieces(arguments.pieces, Path(scratch))
+            sources.update({name: [path] for name, path in recordings.items()})
+            for model_path in arguments.model or [None]:
+                print(json.dumps(score(model_path, sources), indent=1))
+    except VocalstreamError as error:
+        parser.exit(1, f"error: {error}\n")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a count of 1 or more")
+    return value
 
 
 if __name__ == "__main__":
