@@ -47,7 +47,8 @@ LIVE_CONTEXT_FRAMES = 16  # live mode: at least this much context beside the new
 # What a window's decibels are measured against: its own vocal maximum, the mix's maximum, or
 # both (two channels, in that order).
 REFERENCES = ("window", "mix", "both")
-CHANNELS = {"window": 1, "mix": 1, "both": 2}
+BOTH = ("window", "mix")  # the channels of "both", in order
+CHANNELS = {"window": 1, "mix": 1, "both": len(BOTH)}
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def window_features(vocals: np.ndarray, mix: np.ndarray, reference: str) -> np.n
     if reference == "window":
         return window_decibels(vocals)[None]
     if reference == "both":
-        return np.concatenate([window_features(vocals, mix, r) for r in ("window", "mix")])
+        return np.concatenate([window_features(vocals, mix, r) for r in BOTH])
     decibels = _decibels(vocals)
     # A mono mean of out-of-phase channels can leave a vocal cell above the mix's.
     top = max(float(decibels.max()), float(_decibels(mix).max()))

@@ -100,6 +100,20 @@ def test_features_in_worker_processes_match_and_are_kept(tmp_path, corpus, separ
     assert not np.allclose(FeatureCache(tmp_path / "mix", None).features(paths), expected)
 
 
+def test_one_separation_fills_the_window_and_mix_caches(tmp_path, corpus, separator_cache):
+    from vocalstream.inference.separator import load_estimator
+    from vocalstream.train import data
+
+    paths = [e.path for e in data.read_seed_folder(corpus)][:4]
+    estimator = load_estimator("onnx", "cpu")
+    window = FeatureCache(tmp_path / "shared", estimator, reference="window").features(paths)
+    mix = FeatureCache(tmp_path / "shared", estimator, reference="mix")
+    mix.estimator = None  # anything computed again now would be of the mix, not the vocals
+    expected = FeatureCache(tmp_path / "apart", estimator, reference="mix").features(paths)
+    np.testing.assert_array_equal(mix.features(paths), expected)
+    assert not np.allclose(window, expected)  # the two references are different features
+
+
 @pytest.mark.parametrize("architecture", ["cnn4", "resnet34", "resnet18"])
 def test_loss_falls(tmp_path, mix_features, architecture):
     recipe = load_recipe(

@@ -7,7 +7,9 @@ version, the mode, the separator variant and the decibels' reference, so a secon
 run or a renamed file never separates again, and a front-end change never reuses stale features.
 Each entry is written whole as it is computed, so an interrupted run keeps what it had done; with
 jobs > 1, worker processes compute (and write) entries side by side, each with its own separator
-on onnxruntime's CPU provider, the cores shared between them.
+on onnxruntime's CPU provider, the cores shared between them. A separated snippet's "window" and
+"mix" features come from the same vocals, so both are written at once: the voice gate
+(reference=mix) and the members beside it (reference=window) separate each snippet only once.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tqdm import tqdm
 from vocalstream import audio
 from vocalstream.files import atomic_path, sha256
 from vocalstream.inference.device import cores
-from vocalstream.inference.frontend import snippet_features
+from vocalstream.inference.frontend import BOTH, snippet_features
 from vocalstream.inference.separator import DEFAULT_VARIANT, MaskEstimator, load_estimator
 from vocalstream.processes import in_processes
 
@@ -43,14 +45,19 @@ class FeatureCache:
         self.estimator = estimator
         self.variant = variant
         self.reference = reference
-        self.mode = f"vocals-{variant}" if estimator is not None else "mix"
-        if reference != "window":  # the original caches keep their names
-            self.mode += f"-{reference}"
-        self.directory = Path(directory) / f"{self.mode}-frontend{audio.FRONTEND_VERSION}"
+        self.mode = _mode(estimator is not None, variant, reference)
+        self.directory = _directory(directory, self.mode)
         self.directory.mkdir(parents=True, exist_ok=True)
+        # Where each channel of what _write computes goes: this reference's folder first.
+        self.computed = (reference,)
+        if estimator is not None and reference in BOTH:
+            self.computed = (reference, *(r for r in BOTH if r != reference))
+        self.directories = [
+            _directory(directory, _mode(estimator is not None, variant, r)) for r in self.computed
+        ]
 
-    def _entry(self, digest: str) -> Path:
-        return self.directory / digest[:2] / f"{digest}.npy"
+    def _entries(self, digest: str) -> list[Path]:
+        return [folder / digest[:2] / f"{digest}.npy" for folder in self.directories]
 
     def features(
         self, paths: Sequence[str | os.PathLike], progress: bool = False, jobs: int = 1
@@ -58,8 +65,10 @@ class FeatureCache:
         """Features [len(paths), 1, N_MELS, WINDOW_FRAMES] float32, computing only what is new,
         in `jobs` processes."""
         paths = [Path(p) for p in paths]
-        entries = [self._entry(sha256(p)) for p in paths]
-        missing = {entries[i]: paths[i] for i, entry in enumerate(entries) if not entry.exists()}
+        entries = [self._entries(sha256(p)) for p in paths]
+        missing = {
+            tuple(e): path for e, path in zip(entries, paths, strict=True) if not e[0].exists()
+        }
         bar = tqdm(
             total=len(missing),
             desc=f"features ({self.mode})",
@@ -70,8 +79,8 @@ class FeatureCache:
         # cores, 16 files/s with them against 22 without (bench/features.py).
         with bar, threadpool_limits(1, user_api="blas"):
             if jobs <= 1 or len(missing) <= 1:
-                for entry, path in missing.items():
-                    _write(entry, path, self.estimator, self.reference)
+                for targets, path in missing.items():
+                    _write(targets, path, self.estimator, self.computed)
                     bar.update()
             else:
                 variant = self.variant if self.estimator is not None else None
@@ -80,30 +89,55 @@ class FeatureCache:
                     missing.items(),
                     jobs,
                     _start_worker,
-                    (variant, max(1, cores() // jobs), self.reference),
+                    (variant, max(1, cores() // jobs), self.computed),
                     "a feature worker died (out of memory?); what it finished is kept",
                 ):
                     bar.update()
-        return np.stack([np.load(entry) for entry in entries])
+        return np.stack([np.load(e[0]) for e in entries])
 
 
-def _write(entry: Path, path: Path, estimator: MaskEstimator | None, reference: str) -> None:
+def _mode(separated: bool, variant: str, reference: str) -> str:
+    mode = f"vocals-{variant}" if separated else "mix"
+    if reference != "window":  # the original caches keep their names
+        mode += f"-{reference}"
+    return mode
+
+
+def _directory(root: str | os.PathLike, mode: str) -> Path:
+    return Path(root) / f"{mode}-frontend{audio.FRONTEND_VERSION}"
+
+
+def _write(
+    targets: Sequence[Path],
+    path: Path,
+    estimator: MaskEstimator | None,
+    references: Sequence[str],
+) -> None:
+    """The features of `path` for each of `references` (one reference, or the two of BOTH),
+    each written whole to its target."""
     waveform = audio.load(path, audio.SEPARATION_RATE, audio.SEPARATION_CHANNELS)
+    reference = "both" if len(references) > 1 else references[0]
     features = snippet_features(waveform, estimator, reference)
-    entry.parent.mkdir(exist_ok=True)
-    with atomic_path(entry) as scratch:
-        np.save(scratch, features)
+    if len(references) > 1:
+        channels = dict(zip(BOTH, features, strict=True))
+        parts = [channels[r][None] for r in references]
+    else:
+        parts = [features]
+    for target, part in zip(targets, parts, strict=True):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as scratch:
+            np.save(scratch, part)
 
 
-_worker: dict = {}  # a worker process's separator and reference
+_worker: dict = {}  # a worker process's separator and references
 
 
-def _start_worker(variant: str | None, threads: int, reference: str) -> None:
+def _start_worker(variant: str | None, threads: int, references: Sequence[str]) -> None:
     threadpool_limits(1, user_api="blas")
     estimator = None if variant is None else load_estimator("onnx", "cpu", variant, threads)
-    _worker.update(estimator=estimator, reference=reference)
+    _worker.update(estimator=estimator, references=references)
 
 
-def _write_in_worker(item: tuple[Path, Path]) -> None:
-    entry, path = item
-    _write(entry, path, _worker["estimator"], _worker["reference"])
+def _write_in_worker(item: tuple[tuple[Path, ...], Path]) -> None:
+    targets, path = item
+    _write(targets, path, _worker["estimator"], _worker["references"])
