@@ -48,16 +48,19 @@ class FeatureCache:
         self.mode = _mode(estimator is not None, variant, reference)
         self.directory = _directory(directory, self.mode)
         self.directory.mkdir(parents=True, exist_ok=True)
-        # Where each channel of what _write computes goes: this reference's folder first.
-        self.computed = (reference,)
-        if estimator is not None and reference in BOTH:
-            self.computed = (reference, *(r for r in BOTH if r != reference))
-        self.directories = [
-            _directory(directory, _mode(estimator is not None, variant, r)) for r in self.computed
+        # A separated "window" or "mix" entry is computed as "both", each channel to its folder.
+        shared = estimator is not None and reference in BOTH
+        self.computed_reference = "both" if shared else reference
+        self.folders = [
+            _directory(directory, _mode(estimator is not None, variant, r))
+            for r in (BOTH if shared else (reference,))
         ]
 
-    def _entries(self, digest: str) -> list[Path]:
-        return [folder / digest[:2] / f"{digest}.npy" for folder in self.directories]
+    def _entry(self, digest: str) -> Path:
+        return self.directory / digest[:2] / f"{digest}.npy"
+
+    def _targets(self, digest: str) -> tuple[Path, ...]:
+        return tuple(folder / digest[:2] / f"{digest}.npy" for folder in self.folders)
 
     def features(
         self, paths: Sequence[str | os.PathLike], progress: bool = False, jobs: int = 1
@@ -65,9 +68,12 @@ class FeatureCache:
         """Features [len(paths), 1, N_MELS, WINDOW_FRAMES] float32, computing only what is new,
         in `jobs` processes."""
         paths = [Path(p) for p in paths]
-        entries = [self._entries(sha256(p)) for p in paths]
+        digests = [sha256(p) for p in paths]
+        entries = [self._entry(d) for d in digests]
         missing = {
-            tuple(e): path for e, path in zip(entries, paths, strict=True) if not e[0].exists()
+            self._targets(d): path
+            for d, entry, path in zip(digests, entries, paths, strict=True)
+            if not entry.exists()
         }
         bar = tqdm(
             total=len(missing),
@@ -80,7 +86,7 @@ class FeatureCache:
         with bar, threadpool_limits(1, user_api="blas"):
             if jobs <= 1 or len(missing) <= 1:
                 for targets, path in missing.items():
-                    _write(targets, path, self.estimator, self.computed)
+                    _write(targets, path, self.estimator, self.computed_reference)
                     bar.update()
             else:
                 variant = self.variant if self.estimator is not None else None
@@ -89,11 +95,11 @@ class FeatureCache:
                     missing.items(),
                     jobs,
                     _start_worker,
-                    (variant, max(1, cores() // jobs), self.computed),
+                    (variant, max(1, cores() // jobs), self.computed_reference),
                     "a feature worker died (out of memory?); what it finished is kept",
                 ):
                     bar.update()
-        return np.stack([np.load(e[0]) for e in entries])
+        return np.stack([np.load(entry) for entry in entries])
 
 
 def _mode(separated: bool, variant: str, reference: str) -> str:
@@ -108,36 +114,26 @@ def _directory(root: str | os.PathLike, mode: str) -> Path:
 
 
 def _write(
-    targets: Sequence[Path],
-    path: Path,
-    estimator: MaskEstimator | None,
-    references: Sequence[str],
+    targets: Sequence[Path], path: Path, estimator: MaskEstimator | None, reference: str
 ) -> None:
-    """The features of `path` for each of `references` (one reference, or the two of BOTH),
-    each written whole to its target."""
+    """The features of `path`, one channel group per target, each written whole."""
     waveform = audio.load(path, audio.SEPARATION_RATE, audio.SEPARATION_CHANNELS)
-    reference = "both" if len(references) > 1 else references[0]
     features = snippet_features(waveform, estimator, reference)
-    if len(references) > 1:
-        channels = dict(zip(BOTH, features, strict=True))
-        parts = [channels[r][None] for r in references]
-    else:
-        parts = [features]
-    for target, part in zip(targets, parts, strict=True):
+    for target, part in zip(targets, np.split(features, len(targets)), strict=True):
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as scratch:
             np.save(scratch, part)
 
 
-_worker: dict = {}  # a worker process's separator and references
+_worker: dict = {}  # a worker process's separator and reference
 
 
-def _start_worker(variant: str | None, threads: int, references: Sequence[str]) -> None:
+def _start_worker(variant: str | None, threads: int, reference: str) -> None:
     threadpool_limits(1, user_api="blas")
     estimator = None if variant is None else load_estimator("onnx", "cpu", variant, threads)
-    _worker.update(estimator=estimator, references=references)
+    _worker.update(estimator=estimator, reference=reference)
 
 
 def _write_in_worker(item: tuple[tuple[Path, ...], Path]) -> None:
     targets, path = item
-    _write(targets, path, _worker["estimator"], _worker["references"])
+    _write(targets, path, _worker["estimator"], _worker["reference"])
