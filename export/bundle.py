@@ -68,10 +68,28 @@ def to_float16(source: Path, destination: Path) -> Path:
     return destination
 
 
+def _from_softmax_on(model) -> list[str]:
+    """The names of the Softmax nodes and of every node downstream of one."""
+    consumers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    reached, waiting = set(), [n for n in model.graph.node if n.op_type == "Softmax"]
+    while waiting:
+        node = waiting.pop()
+        if node.name not in reached:
+            reached.add(node.name)
+            waiting += [c for output in node.output for c in consumers.get(output, [])]
+    return sorted(reached)
+
+
 def to_int8(source: Path, destination: Path, calibration: np.ndarray) -> Path:
     """8-bit weights (per channel) and activations, calibrated on real features [N, C, N_MELS,
     WINDOW_FRAMES]. onnxruntime first folds each batch norm into its convolution, so the
-    quantised graph runs on integer convolution kernels end to end."""
+    quantised graph runs on integer convolution kernels end to end. The probabilities, from the
+    softmax on, stay in float: in 8-bit steps of 1/255 a voiced window's classes can all round
+    to zero beside a confident no voice, and a voice gate then has no shares to split."""
+    import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -105,6 +123,7 @@ def to_int8(source: Path, destination: Path, calibration: np.ndarray) -> Path:
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
+            nodes_to_exclude=_from_softmax_on(onnx.load(folded)),
         )
     finally:
         quantiser_log.setLevel(level)
@@ -135,7 +154,20 @@ def ensemble_of_runs(
     return Ensemble(networks, [m["weight"] for m in members]), members, summaries
 
 
-def _agreed(summaries: list[dict], key: str, default=None, what: str = "") -> object:
+def training_entries(runs: list[Path], summaries: list[dict]) -> list[dict]:
+    """The manifest's "training_data": each run's recipe and class counts."""
+    return [
+        {"run": r.name, "recipe": s["recipe"], **s["data"]}
+        for r, s in zip(runs, summaries, strict=True)
+    ]
+
+
+def validation_entries(runs: list[Path], summaries: list[dict]) -> list[dict]:
+    """The manifest's "validation": each run's validation metrics."""
+    return [{"run": r.name, **s["validation"]} for r, s in zip(runs, summaries, strict=True)]
+
+
+def agreed(summaries: list[dict], key: str, default=None, what: str = "") -> object:
     values = {s.get(key, default) for s in summaries}
     if len(values) > 1:
         raise ModelError(f"the runs disagree on {what or key}: ensemble runs trained alike")
@@ -174,12 +206,12 @@ def export_bundle(
     if abs(sum(weights) - 1.0) > 1e-6 or min(weights) < 0:
         raise ModelError(f"run weights must be non-negative and sum to 1, got {weights}")
     ensemble, members, summaries = ensemble_of_runs(runs, weights)
-    reference = _agreed(summaries, "reference", "window", "the features' reference level")
+    reference = agreed(summaries, "reference", "window", "the features' reference level")
     if voice_runs:
         voice, voice_members, voice_summaries = ensemble_of_runs(
             voice_runs, [1.0 / len(voice_runs)] * len(voice_runs)
         )
-        voice_reference = _agreed(voice_summaries, "reference", "window", "the gate's reference")
+        voice_reference = agreed(voice_summaries, "reference", "window", "the gate's reference")
         if (reference, voice_reference) != ("window", "mix"):
             raise ModelError(
                 "a voice gate takes runs trained with reference=mix and, for who is singing, "
@@ -189,9 +221,9 @@ def export_bundle(
         members = [{**m, "role": "who"} for m in members]
         members += [{**m, "role": "voice"} for m in voice_members]
         runs, summaries, reference = [*runs, *voice_runs], summaries + voice_summaries, "both"
-    separation = _agreed(summaries, "separation", what="vocal separation")
-    variant = _agreed(summaries, "separator", LEGACY_VARIANT, "the separator variant")
-    version = _agreed(summaries, "frontend_version", what="the front-end version")
+    separation = agreed(summaries, "separation", what="vocal separation")
+    variant = agreed(summaries, "separator", LEGACY_VARIANT, "the separator variant")
+    version = agreed(summaries, "frontend_version", what="the front-end version")
     if version != audio.FRONTEND_VERSION:
         raise ModelError(
             f"the runs used front-end version {version}; this vocalstream computes version "
@@ -257,13 +289,8 @@ def export_bundle(
             },
             "output": {"name": OUTPUT, "shape": ["batch", len(LABELS)]},
             "members": members,
-            "training_data": [
-                {"run": r.name, "recipe": s["recipe"], **s["data"]}
-                for r, s in zip(runs, summaries, strict=True)
-            ],
-            "validation": [
-                {"run": r.name, **s["validation"]} for r, s in zip(runs, summaries, strict=True)
-            ],
+            "training_data": training_entries(runs, summaries),
+            "validation": validation_entries(runs, summaries),
             "int8_calibration_examples": (
                 None if int8_calibration is None else len(int8_calibration)
             ),

@@ -17,6 +17,7 @@ import vocalstream
 from vocalstream import audio
 from vocalstream.errors import ModelError
 from vocalstream.export.bundle import ensemble_of_runs, export_bundle
+from vocalstream.export.rebase import rebase_bundle
 from vocalstream.inference.bundle import (
     CLASSIFIER,
     MANIFEST,
@@ -117,9 +118,12 @@ def test_int8_classifier_follows_float32_and_runs_on_the_cpu(runs, features, tmp
     full = VoiceModel(destination, device="cpu", precision="fp32").probabilities(features)
     eight = VoiceModel(destination, device="cpu")  # auto on a CPU: the 8-bit classifier
     assert eight.classifier == "classifier.int8.onnx"
-    difference = np.abs(eight.probabilities(features) - full).max()
+    probabilities = eight.probabilities(features)
+    difference = np.abs(probabilities - full).max()
     print(f"int8: max abs probability difference {difference:.3f}")
     assert difference < 0.05
+    # The softmax and what follows stay in float: no probability is rounded to 1/255 steps.
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_classifier_runs_the_whole_pipeline(bundle, windows, features):
@@ -257,6 +261,61 @@ def test_a_voice_gate_decides_voice_and_the_ensemble_who(runs, voice_run, window
     # The gate must be trained on the mix's reference, the rest on the window's.
     with pytest.raises(ModelError, match="voice gate"):
         export_bundle(runs, tmp_path / "wrong", voice_runs=runs[:1], include_separator=False)
+
+
+def test_rebase_keeps_the_gate_and_replaces_who(
+    runs, voice_run, windows, bundle, separator_cache, tmp_path
+):
+    """export --base: the base bundle's gate graphs, exactly, in each precision it holds, and
+    its other files unchanged; the voice classes shared as the new who-ensemble shares them."""
+    estimator = OnnxMaskEstimator(separator_cache, "cpu")
+    both = np.stack([snippet_features(w, estimator, "both") for w in windows[:24]])
+    base = tmp_path / "base"
+    export_bundle(
+        runs[:1], base, fp16=True, fp32=False, int8_calibration=both, voice_runs=[voice_run]
+    )
+    rebased = tmp_path / "rebased"
+    done = subprocess.run(
+        [f"{sys.prefix}/bin/vocalstream", "export", str(runs[1]), "--base", str(base), "-q"]
+        + ["--int8", str(tiny_corpus.build(tmp_path / "calibration")), "-o", str(rebased)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    manifest = load_bundle(rebased).manifest
+    held = {"classifier.fp16.onnx", "classifier.int8.onnx", "separator.onnx"}
+    assert set(manifest["files"]) == held
+    assert (
+        manifest["files"]["separator.onnx"] == load_bundle(base).manifest["files"]["separator.onnx"]
+    )
+    assert [(m["run"], m["role"]) for m in manifest["members"]] == [
+        ("resnet", "who"),
+        ("run", "voice"),
+    ]
+    assert [m["run"] for m in manifest["base"]["who_members"]] == ["cnn"] * 2
+    who, _, _ = ensemble_of_runs(runs[1:], [1.0])
+    with torch.no_grad():
+        shares = who(torch.from_numpy(both[:, :1])).numpy()[:, 1:]
+    shares /= shares.sum(axis=1, keepdims=True)
+    for precision in ("fp16", "int8"):
+        old = VoiceModel(base, device="cpu", precision=precision).probabilities(both)
+        new = VoiceModel(rebased, device="cpu", precision=precision).probabilities(both)
+        np.testing.assert_allclose(new.sum(axis=1), 1.0, atol=1e-5)
+        # The old 8-bit graph rounds its output to 1/255 steps, the gate cut from it does not.
+        np.testing.assert_allclose(new[:, 0], old[:, 0], atol=0 if precision == "fp16" else 2e-3)
+        expected = shares * (1 - new[:, :1])
+        np.testing.assert_allclose(new[:, 1:], expected, atol=0.01 if precision == "fp16" else 0.1)
+    # Only a gated base has a gate to keep, and who-members are trained below the window's peak.
+    with pytest.raises(ModelError, match="not voice-gated"):
+        rebase_bundle(runs[1:], bundle, tmp_path / "ungated")
+    with pytest.raises(ModelError, match="reference level"):
+        rebase_bundle([voice_run], base, tmp_path / "mix", int8_calibration=both[:, :1])
+    with pytest.raises(ModelError, match="8-bit"):
+        rebase_bundle(runs[1:], base, tmp_path / "uncalibrated")
+    refused = _export(runs[1:], "--base", base, "-o", tmp_path / "clash")
+    assert refused.returncode != 0 and not refused.stdout
+    assert refused.stderr.strip().splitlines()[-1].endswith("drop --no-separator")
+    assert not (tmp_path / "ungated").exists() and not (tmp_path / "clash").exists()
 
 
 @pytest.fixture(scope="module")

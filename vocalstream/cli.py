@@ -472,6 +472,12 @@ def predict(folder: Path, output: Path, run_dir: Path, compute: str):
     help="A corpus manifest whose sung snippets (every voice resung or synthetic singing) the "
     "pitch branch's several fusion is fitted on: held out from the RUNs' training.",
 )
+@click.option(
+    "--base",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A voice-gated bundle whose gate, branches (with their fusions) and separator are kept "
+    "unchanged, in each precision it holds; the RUNs (reference=window) replace its who-members.",
+)
 @_verbosity
 def export_command(
     runs,
@@ -486,11 +492,13 @@ def export_command(
     fusion_data,
     pitch_wheel,
     several_data,
+    base,
 ):
     """Export trained RUNs as one ONNX ensemble in a checksummed model bundle."""
     import numpy as np
 
     from vocalstream.export.bundle import export_bundle
+    from vocalstream.export.rebase import rebase_bundle
     from vocalstream.train.run import calibration_features
 
     parsed = None
@@ -500,6 +508,22 @@ def export_command(
         except ValueError as error:
             message = f"--weights takes numbers like 0.5,0.5, got {weights!r}"
             raise VocalstreamError(message) from error
+    if base is not None:
+        chosen = {
+            "--voice-gate": voice_runs,
+            "--music-branch": music_weights,
+            "--pitch-branch": pitch_wheel,
+            "--fp16": fp16,
+            "--fp16-only": fp16_only,
+            "--no-separator": no_separator,
+        }
+        clashes = [name for name, value in chosen.items() if value]
+        if clashes:
+            raise VocalstreamError(f"--base keeps the base bundle's own: drop {', '.join(clashes)}")
+        calibration = calibration_features(runs[0], int8_data) if int8_data else None
+        manifest = rebase_bundle(list(runs), base, output, parsed, calibration)
+        _log_bundle(output, manifest)
+        return
     calibration = None
     if int8_data:  # a gated bundle's channels: the runs' features, then the gate's
         parts = [calibration_features(run, int8_data) for run in (runs[0], *voice_runs[:1])]
@@ -518,6 +542,10 @@ def export_command(
         pitch_wheel=pitch_wheel,
         several_data=several_data,
     )
+    _log_bundle(output, manifest)
+
+
+def _log_bundle(output: Path, manifest: dict) -> None:
     for name in manifest["files"]:
         log.info("%s: %.1f MB", output / name, (output / name).stat().st_size / 1e6)
     members = ", ".join(f"{m['name']} x{m['weight']:.3g}" for m in manifest["members"])
