@@ -36,7 +36,10 @@ def test_the_default_bundle_is_intact_and_small():
     assert bundle.music["gender_fusion"]["fitted_on"]["data"] == "corpus/validation/manifest.csv"
     assert bundle.pitch["several_fusion"]["fitted_on"]["data"] == "corpus3/validation/manifest.csv"
     members = [(m["architecture"], m["role"]) for m in bundle.manifest["members"]]
-    assert members == [("cnn4", "who"), ("resnet18", "who"), ("cnn4", "voice")]
+    assert members == [("cnn4", "who"), ("cnn4", "who"), ("cnn4", "voice")]
+    # The gate and both fusions are the previous model's, fitted beside its two who-members.
+    previous = [m["architecture"] for m in bundle.manifest["base"]["who_members"]]
+    assert previous == ["cnn4", "resnet18"]
     assert bundle.reference == "both"
 
 
