@@ -132,8 +132,15 @@ def to_int8(source: Path, destination: Path, calibration: np.ndarray) -> Path:
 
 
 def ensemble_of_runs(
-    runs: list[Path], run_weights: list[float]
+    runs: list[Path], run_weights: list[float] | None = None
 ) -> tuple[Ensemble, list[dict], list]:
+    """The runs' members as one ensemble, each run weighted (default equally), its members
+    inside it by their own weights."""
+    run_weights = run_weights or [1.0 / len(runs)] * len(runs)
+    if len(run_weights) != len(runs):
+        raise ModelError(f"{len(runs)} runs but {len(run_weights)} weights")
+    if abs(sum(run_weights) - 1.0) > 1e-6 or min(run_weights) < 0:
+        raise ModelError(f"run weights must be non-negative and sum to 1, got {run_weights}")
     networks, members, summaries = [], [], []
     for run_dir, run_weight in zip(runs, run_weights, strict=True):
         summary = load_run(run_dir)
@@ -200,11 +207,6 @@ def export_bundle(
     Returns the manifest. The bundle appears whole or not at all."""
     if not (fp16 or fp32):
         raise ModelError("a bundle needs a float32 or a float16 classifier")
-    weights = weights or [1.0 / len(runs)] * len(runs)
-    if len(weights) != len(runs):
-        raise ModelError(f"{len(runs)} runs but {len(weights)} weights")
-    if abs(sum(weights) - 1.0) > 1e-6 or min(weights) < 0:
-        raise ModelError(f"run weights must be non-negative and sum to 1, got {weights}")
     ensemble, members, summaries = ensemble_of_runs(runs, weights)
     reference = agreed(summaries, "reference", "window", "the features' reference level")
     if voice_runs:

@@ -160,9 +160,6 @@ def rebase_bundle(
     manifest = bundle.manifest
     if bundle.reference != "both":
         raise ModelError(f"{base}: its classifier is not voice-gated: it has no gate to keep")
-    weights = weights or [1.0 / len(runs)] * len(runs)
-    if len(weights) != len(runs) or abs(sum(weights) - 1.0) > 1e-6 or min(weights) < 0:
-        raise ModelError(f"one non-negative weight per run, summing to 1; got {weights}")
     ensemble, members, summaries = ensemble_of_runs(runs, weights)
     checks = (
         ("reference", "window", "the features' reference level", "window"),

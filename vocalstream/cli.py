@@ -512,7 +512,9 @@ def export_command(
         chosen = {
             "--voice-gate": voice_runs,
             "--music-branch": music_weights,
+            "--fusion-data": fusion_data,
             "--pitch-branch": pitch_wheel,
+            "--several-data": several_data,
             "--fp16": fp16,
             "--fp16-only": fp16_only,
             "--no-separator": no_separator,
