@@ -309,13 +309,29 @@ def corpus() -> None:
     help="Add music that sings to class 0: melodies with vibrato on violins, saxophones, flutes "
     "and synth leads, and music in a room (docs/MODEL_CARD.md: it costs real singers' recall).",
 )
+@click.option(
+    "--mirrors",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Bare git mirrors (OWNER+NAME/repo) of the training voicebanks: real singers join the "
+    "training split (docs/MODEL_CARD.md lists them).",
+)
 @_verbosity
-def corpus_build(out, seed, train_count, validation_count, test_count, cache, hard_negatives):
+def corpus_build(
+    out, seed, train_count, validation_count, test_count, cache, hard_negatives, mirrors
+):
     """Fetch the sources and write 3-s snippets with labels to OUT_DIR/{train,validation,test}."""
     from vocalstream.train.corpus import build
 
     counts = {"train": train_count, "validation": validation_count, "test": test_count}
-    summary = build(out, counts, seed, cache, progress=_progress(), hard_negatives=hard_negatives)
+    summary = build(
+        out,
+        counts,
+        seed,
+        cache,
+        progress=_progress(),
+        hard_negatives=hard_negatives,
+        voicebank_mirrors=mirrors,
+    )
     for split, numbers in summary["splits"].items():
         classes = ", ".join(f"{name} {count}" for name, count in numbers["per_class"].items())
         log.info("%s: %d snippets (%s)", split, numbers["snippets"], classes)
