@@ -111,11 +111,16 @@ def test_the_same_seed_gives_the_same_corpus(tmp_path, pools):
     first = corpus.build_split(tmp_path / "a", "test", 8, seed=11, pools=pools)
     again = corpus.build_split(tmp_path / "b", "test", 8, seed=11, pools=pools)
     other = corpus.build_split(tmp_path / "c", "test", 8, seed=12, pools=pools)
-    assert first == again
+    parallel = corpus.build_split(tmp_path / "d", "test", 8, seed=11, pools=pools, jobs=2)
+    assert first == again == parallel
     for row in first:
-        assert (tmp_path / "a" / row["path"]).read_bytes() == (
-            tmp_path / "b" / row["path"]
-        ).read_bytes()
+        for copy in ("b", "d"):
+            assert (tmp_path / "a" / row["path"]).read_bytes() == (
+                tmp_path / copy / row["path"]
+            ).read_bytes()
+    assert (tmp_path / "a" / "manifest.csv").read_bytes() == (
+        tmp_path / "d" / "manifest.csv"
+    ).read_bytes()
     assert first != other
 
 
@@ -418,6 +423,10 @@ def test_a_voicebank_singer_is_read_from_its_mirror(tmp_path):
     finally:
         del corpus.VOICEBANK_TERMS["someone/bank"]
     assert "someone/bank: CC0" in (licences / "voicebanks.txt").read_text()
+    real = corpus.VOICEBANKS[0]  # a training bank's snippets are summarised by its source
+    row = {"label": ONE_VOICE, "speakers": real.id, "genders": corpus.UNSTATED}
+    summary = corpus.summarise([{**row, "music_source": "", "music": ""}])
+    assert summary["voices_per_source"] == {corpus.VOICEBANK_SOURCE: 1}
     elsewhere = corpus.Material(tmp_path / "cache2", mirrors=tmp_path / "nothing")
     with pytest.raises(DataError, match="no mirror of someone/bank"):
         elsewhere.voice(bank)

@@ -33,6 +33,7 @@ import importlib.util
 import json
 import logging
 import math
+import multiprocessing
 import shutil
 import tempfile
 import zlib
@@ -797,6 +798,10 @@ class _VoiceFiles(dict):
         self[key] = self.material.voice(self.lazy[key])
         return self[key]
 
+    def prepare_all(self) -> None:
+        for key in self.lazy:
+            self[key]
+
 
 def _draw_voices(rng: np.random.Generator, label: int, pools: Pools) -> list[Voice]:
     unstated = pools.voices.get(UNSTATED, [])
@@ -987,29 +992,75 @@ def _split_seed(seed: int, split: str) -> list[int]:
 
 
 def build_split(
-    folder: Path, split: str, count: int, seed: int, pools: Pools, progress: bool = False
+    folder: Path,
+    split: str,
+    count: int,
+    seed: int,
+    pools: Pools,
+    progress: bool = False,
+    jobs: int = 1,
 ) -> list[dict]:
     """Write `count` snippets of `split`, drawn from `pools`, into `folder`; returns their
-    manifest rows."""
+    manifest rows. Each snippet draws from its own seed, so `jobs` worker processes write the
+    same files as one."""
     from tqdm import tqdm
 
-    loudness = _Loudness()
     balanced = np.resize(np.arange(4), count)
     labels = np.random.default_rng(_split_seed(seed, split)).permutation(balanced)
     folder.mkdir(parents=True)
-    rows = []
-    for index in tqdm(range(count), desc=split, unit="snippet", disable=not progress):
-        rng = np.random.default_rng([*_split_seed(seed, split), index])
-        waveform, row = _snippet(rng, int(labels[index]), pools, loudness)
-        name = f"{index}.mp3"
-        sf.write(folder / name, waveform, RATE, format="MP3")
-        rows.append({"path": name, **row})
+    job = _SplitJob(folder, split, seed, pools, labels)
+    with tqdm(total=count, desc=split, unit="snippet", disable=not progress) as bar:
+        if jobs == 1:
+            rows = []
+            for index in range(count):
+                rows.append(job.write(index))
+                bar.update()
+        else:
+            if isinstance(pools.voice_files, _VoiceFiles):  # prepared once, not in every worker
+                pools.voice_files.prepare_all()
+            # Forked workers inherit the job; only snippet indices and rows cross processes.
+            with multiprocessing.get_context("fork").Pool(jobs, _start_worker, (job,)) as pool:
+                rows = []
+                for row in pool.imap(_write_in_worker, range(count), chunksize=16):
+                    rows.append(row)
+                    bar.update()
     (folder / LABELS_FILE).write_text("".join(f"{row['label']}\n" for row in rows))
     with (folder / "manifest.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, MANIFEST_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
     return rows
+
+
+class _SplitJob:
+    def __init__(self, folder: Path, split: str, seed: int, pools: Pools, labels: np.ndarray):
+        self.folder, self.split, self.seed, self.pools, self.labels = (
+            folder,
+            split,
+            seed,
+            pools,
+            labels,
+        )
+        self.loudness = _Loudness()
+
+    def write(self, index: int) -> dict:
+        rng = np.random.default_rng([*_split_seed(self.seed, self.split), index])
+        waveform, row = _snippet(rng, int(self.labels[index]), self.pools, self.loudness)
+        name = f"{index}.mp3"
+        sf.write(self.folder / name, waveform, RATE, format="MP3")
+        return {"path": name, **row}
+
+
+_worker_job: _SplitJob | None = None
+
+
+def _start_worker(job: _SplitJob) -> None:
+    global _worker_job
+    _worker_job = job
+
+
+def _write_in_worker(index: int) -> dict:
+    return _worker_job.write(index)
 
 
 def summarise(rows: Iterable[dict]) -> dict:
@@ -1023,7 +1074,7 @@ def summarise(rows: Iterable[dict]) -> dict:
             row["speakers"].split("+"), row["genders"].split("+"), strict=True
         )
     ]
-    sources = {voice.id: voice.source for voice in (*VOICES, *RESUNG.values())}
+    sources = {voice.id: voice.source for voice in (*VOICES, *VOICEBANKS, *RESUNG.values())}
     synthetic = sum(speaker in {v.id for v in VOICES if v.synthetic} for speaker, _ in voices)
     music = Counter(r["music_source"] or "none" for r in rows)
     return {
@@ -1062,6 +1113,7 @@ def build(
     progress: bool = False,
     hard_negatives: bool = False,
     voicebank_mirrors: Path | None = None,
+    jobs: int = 1,
 ) -> dict:
     """Build the corpus into `out`, which must not exist or be empty; it appears whole or not at
     all. Returns the summary also written to out/corpus.json. `hard_negatives` adds class 0's
@@ -1069,13 +1121,15 @@ def build(
     the music sources, and music ringing in a synthetic room; without it the corpus is as it
     was before they existed. `voicebank_mirrors` holds the bare git mirrors of VOICEBANKS, whose
     real singers then join the training split's voices of unstated gender; without it the
-    corpus is as it was before them."""
+    corpus is as it was before them. `jobs` processes write the snippets, the same as one."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out}: already exists and is not an empty folder")
     if any(count < 4 for count in counts.values()):
         raise DataError("each split needs at least 4 snippets (one per class)")
     if seed < 0:
         raise DataError(f"the seed must be 0 or more, got {seed}")
+    if jobs < 1:
+        raise DataError(f"jobs must be 1 or more, got {jobs}")
     check_requirements()
     if voicebank_mirrors is not None:
         missing = [v.package for v in VOICEBANKS if not mirrors.find(voicebank_mirrors, v.package)]
@@ -1092,7 +1146,7 @@ def build(
         }
         for split in SPLITS:
             pools = _pools(split, material, hard_negatives)
-            rows = build_split(scratch / split, split, counts[split], seed, pools, progress)
+            rows = build_split(scratch / split, split, counts[split], seed, pools, progress, jobs)
             summary["splits"][split] = summarise(rows)
         summary["packages"] = sorted(material.packages | {v.package for v in VOICES if v.synthetic})
         summary["voicebank_repositories"] = sorted(material.voicebanks)

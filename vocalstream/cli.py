@@ -315,9 +315,16 @@ def corpus() -> None:
     help="Bare git mirrors (OWNER+NAME/repo) of the training voicebanks: real singers join the "
     "training split (docs/MODEL_CARD.md lists them).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes mixing snippets; any number writes the same corpus.",
+)
 @_verbosity
 def corpus_build(
-    out, seed, train_count, validation_count, test_count, cache, hard_negatives, mirrors
+    out, seed, train_count, validation_count, test_count, cache, hard_negatives, mirrors, jobs
 ):
     """Fetch the sources and write 3-s snippets with labels to OUT_DIR/{train,validation,test}."""
     from vocalstream.train.corpus import build
@@ -331,6 +338,7 @@ def corpus_build(
         progress=_progress(),
         hard_negatives=hard_negatives,
         voicebank_mirrors=mirrors,
+        jobs=jobs,
     )
     for split, numbers in summary["splits"].items():
         classes = ", ".join(f"{name} {count}" for name, count in numbers["per_class"].items())
