@@ -4,7 +4,8 @@ A voice-gated classifier (models.classifiers.VoiceGate) is one ONNX graph: P(no 
 the gate, and the voice classes share the rest as the who-ensemble shares them. Rebasing cuts the
 gate out of each of a base bundle's classifier graphs, exactly as it was (its float16 or 8-bit
 weights included), and joins it to the new who-ensemble's graph of the same precision. The
-branches, their fitted fusions and the separator are copied unchanged.
+branches, their fitted fusions and the separator are copied unchanged. Given gate runs too, the
+whole classifier is new and only the branches, their fusions and the separator are kept.
 
 Why not retrain the gate with the rest: a gate is judged by whether it hears real singers, which
 its training data (speech over music) does not show, so a gate that the real-singing dev set
@@ -43,8 +44,9 @@ from vocalstream.inference.bundle import (
     OUTPUT,
     load_bundle,
 )
-from vocalstream.inference.frontend import BOTH
+from vocalstream.inference.frontend import BOTH, CHANNELS
 from vocalstream.inference.separator import LEGACY_VARIANT
+from vocalstream.models.classifiers import VoiceGate
 from vocalstream.version import __version__
 
 # The ops an exporter or quantiser puts between a graph's last real op and its output.
@@ -150,12 +152,15 @@ def rebase_bundle(
     destination: Path,
     weights: list[float] | None = None,
     int8_calibration: np.ndarray | None = None,
+    voice_runs: list[Path] | None = None,
 ) -> dict:
     """Write a bundle whose who-members are the ensemble of `runs` (reference=window), on the
     voice gate, branches and separator of the bundle `base`, in each precision `base` holds.
     int8_calibration (the runs' features [N, 1, N_MELS, WINDOW_FRAMES] of real examples) is
-    needed when `base` holds an 8-bit classifier. Returns the manifest; the bundle appears
-    whole or not at all."""
+    needed when `base` holds an 8-bit classifier. `voice_runs` (reference=mix) replace the
+    gate too, and int8_calibration then holds both channels [N, 2, ...]: only the branches and
+    their fusions, and the separator, are kept. Returns the manifest; the bundle appears whole
+    or not at all."""
     bundle = load_bundle(base)
     manifest = bundle.manifest
     if bundle.reference != "both":
@@ -173,19 +178,46 @@ def rebase_bundle(
     precisions = [name for name in CLASSIFIERS.values() if name in manifest["files"]]
     if CLASSIFIER_INT8 in precisions and int8_calibration is None:
         raise ModelError(f"{base} holds an 8-bit classifier: calibrate the new members (--int8)")
-    voice_members = [m for m in manifest["members"] if m.get("role") == "voice"]
-    voice_runs = {m["run"] for m in voice_members}
+    base_voice_members = [m for m in manifest["members"] if m.get("role") == "voice"]
+    if voice_runs:
+        voice, voice_members, voice_summaries = ensemble_of_runs(
+            voice_runs, [1.0 / len(voice_runs)] * len(voice_runs)
+        )
+        if agreed(voice_summaries, "reference", "window", "the gate's reference") != "mix":
+            raise ModelError("a voice gate takes runs trained with reference=mix")
+        for key, default, what, wanted in checks[1:]:
+            if agreed(voice_summaries, key, default, what) != wanted:
+                raise ModelError(f"the gate's runs and {base} differ in {what}")
+        voice_members = [{**m, "role": "voice"} for m in voice_members]
+        training = training_entries([*runs, *voice_runs], summaries + voice_summaries)
+        validation = validation_entries([*runs, *voice_runs], summaries + voice_summaries)
+        kept_parts = "the branches with their fusions, the separator"
+    else:
+        voice_members = base_voice_members
+        kept_runs = {m["run"] for m in voice_members}
+        training = training_entries(runs, summaries) + _voice_entries(
+            manifest["training_data"], kept_runs
+        )
+        validation = validation_entries(runs, summaries) + _voice_entries(
+            manifest["validation"], kept_runs
+        )
+        kept_parts = "the voice gate's graphs, the branches with their fusions, the separator"
     with atomic_folder(destination) as folder:
-        who = {CLASSIFIER: export_classifier(ensemble, folder / "who.onnx")}
+        model = VoiceGate(ensemble, voice) if voice_runs else ensemble
+        channels = CHANNELS["both"] if voice_runs else CHANNELS["window"]
+        graphs = {CLASSIFIER: export_classifier(model, folder / "new.onnx", channels)}
         if CLASSIFIER_FP16 in precisions:
-            who[CLASSIFIER_FP16] = to_float16(who[CLASSIFIER], folder / "who.fp16.onnx")
+            graphs[CLASSIFIER_FP16] = to_float16(graphs[CLASSIFIER], folder / "new.fp16.onnx")
         if CLASSIFIER_INT8 in precisions:
-            calibrated = to_int8(who[CLASSIFIER], folder / "who.int8.onnx", int8_calibration)
-            who[CLASSIFIER_INT8] = calibrated
+            calibrated = to_int8(graphs[CLASSIFIER], folder / "new.int8.onnx", int8_calibration)
+            graphs[CLASSIFIER_INT8] = calibrated
         for name in precisions:
-            gate = gate_graph(onnx.load(bundle.path(name)))
-            onnx.save(gated_graph(gate, onnx.load(who[name])), folder / name)
-        for path in who.values():
+            if voice_runs:
+                shutil.copyfile(graphs[name], folder / name)
+            else:
+                gate = gate_graph(onnx.load(bundle.path(name)))
+                onnx.save(gated_graph(gate, onnx.load(graphs[name])), folder / name)
+        for path in graphs.values():
             path.unlink()
         kept = [name for name in manifest["files"] if name not in CLASSIFIERS.values()]
         for name in kept:
@@ -194,18 +226,17 @@ def rebase_bundle(
             **manifest,
             "vocalstream": __version__,
             "members": [{**m, "role": "who"} for m in members] + voice_members,
-            "training_data": training_entries(runs, summaries)
-            + _voice_entries(manifest["training_data"], voice_runs),
-            "validation": validation_entries(runs, summaries)
-            + _voice_entries(manifest["validation"], voice_runs),
+            "training_data": training,
+            "validation": validation,
             "int8_calibration_examples": (
                 None if int8_calibration is None else len(int8_calibration)
             ),
             "base": {
-                "kept": "the voice gate's graphs, the branches with their fusions, the separator",
+                "kept": kept_parts,
                 "files": {name: manifest["files"][name] for name in precisions + kept},
                 "who_members": [m for m in manifest["members"] if m.get("role") != "voice"],
-                "note": "the fusions were fitted with these who-members, not the new ones",
+                "voice_members": base_voice_members,
+                "note": "the fusions were fitted with these members, not the new ones",
             },
             "files": {name: sha256(folder / name) for name in precisions + kept},
         }

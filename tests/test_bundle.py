@@ -35,6 +35,7 @@ from vocalstream.inference.frontend import music_features, pitch_input, snippet_
 from vocalstream.inference.fusion import fuse_gender, fuse_several, polyphony
 from vocalstream.inference.model import VoiceModel
 from vocalstream.inference.separator import OnnxMaskEstimator
+from vocalstream.models.classifiers import VoiceGate
 from vocalstream.models.labels import MTT_TAGS, decide
 from vocalstream.models.musicnn import MusiCNN
 from vocalstream.train import data
@@ -305,6 +306,28 @@ def test_rebase_keeps_the_gate_and_replaces_who(
         np.testing.assert_allclose(new[:, 0], old[:, 0], atol=0 if precision == "fp16" else 2e-3)
         expected = shares * (1 - new[:, :1])
         np.testing.assert_allclose(new[:, 1:], expected, atol=0.01 if precision == "fp16" else 0.1)
+    # New gate runs replace the gate as well: the whole graph is exported, the branches kept.
+    regated = rebase_bundle(
+        runs[1:], base, tmp_path / "regated", int8_calibration=both, voice_runs=[voice_run]
+    )
+    assert [(m["run"], m["role"]) for m in regated["members"]] == [
+        ("resnet", "who"),
+        ("run", "voice"),
+    ]
+    assert regated["base"]["kept"] == "the branches with their fusions, the separator"
+    assert [m["run"] for m in regated["base"]["voice_members"]] == ["run"]
+    gate, _, _ = ensemble_of_runs([voice_run], [1.0])
+    with torch.no_grad():
+        expected = VoiceGate(who, gate)(torch.from_numpy(both)).numpy()
+    for precision in ("fp16", "int8"):
+        new = VoiceModel(tmp_path / "regated", device="cpu", precision=precision)
+        np.testing.assert_allclose(
+            new.probabilities(both), expected, atol=0.02 if precision == "fp16" else 0.1
+        )
+    with pytest.raises(ModelError, match="reference=mix"):
+        rebase_bundle(
+            runs[1:], base, tmp_path / "window-gate", int8_calibration=both, voice_runs=runs[1:]
+        )
     # Only a gated base has a gate to keep, and who-members are trained below the window's peak.
     with pytest.raises(ModelError, match="not voice-gated"):
         rebase_bundle(runs[1:], bundle, tmp_path / "ungated")

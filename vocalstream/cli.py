@@ -500,7 +500,8 @@ def predict(folder: Path, output: Path, run_dir: Path, compute: str):
     "--base",
     type=click.Path(file_okay=False, path_type=Path),
     help="A voice-gated bundle whose gate, branches (with their fusions) and separator are kept "
-    "unchanged, in each precision it holds; the RUNs (reference=window) replace its who-members.",
+    "unchanged, in each precision it holds; the RUNs (reference=window) replace its who-members, "
+    "and --voice-gate runs its gate.",
 )
 @_verbosity
 def export_command(
@@ -534,7 +535,6 @@ def export_command(
             raise VocalstreamError(message) from error
     if base is not None:
         chosen = {
-            "--voice-gate": voice_runs,
             "--music-branch": music_weights,
             "--fusion-data": fusion_data,
             "--pitch-branch": pitch_wheel,
@@ -546,14 +546,14 @@ def export_command(
         clashes = [name for name, value in chosen.items() if value]
         if clashes:
             raise VocalstreamError(f"--base keeps the base bundle's own: drop {', '.join(clashes)}")
-        calibration = calibration_features(runs[0], int8_data) if int8_data else None
-        manifest = rebase_bundle(list(runs), base, output, parsed, calibration)
-        _log_bundle(output, manifest)
-        return
     calibration = None
     if int8_data:  # a gated bundle's channels: the runs' features, then the gate's
         parts = [calibration_features(run, int8_data) for run in (runs[0], *voice_runs[:1])]
         calibration = np.concatenate(parts, axis=1)
+    if base is not None:
+        manifest = rebase_bundle(list(runs), base, output, parsed, calibration, list(voice_runs))
+        _log_bundle(output, manifest)
+        return
     manifest = export_bundle(
         list(runs),
         output,
