@@ -216,6 +216,8 @@ def test_bad_sizes_and_seeds_are_refused(tmp_path):
     ]:
         with pytest.raises(DataError, match=message):
             corpus.build(tmp_path / "out", counts, seed)
+    with pytest.raises(DataError, match="jobs must be 1 or more"):
+        corpus.build(tmp_path / "out", {"train": 4, "validation": 4, "test": 4}, jobs=0)
     assert not (tmp_path / "out").exists()
 
 
@@ -385,60 +387,3 @@ def test_some_several_snippets_are_sung_in_harmony(split_folder):
     _, rows = split_folder
     harmonies = [row for row in rows if row["effect"] == "harmony"]
     assert harmonies and all(row["label"] == 3 for row in harmonies)
-
-
-def _bare_mirror(tmp_path, repository: str, recordings: int = 12):
-    """MIRRORS/OWNER+NAME/repo: a bare git mirror holding vocadito's singer cut into takes."""
-    sung, rate = sf.read(shared("vocadito/vocadito_1.wav"), dtype="float32")
-    work = tmp_path / "work"
-    work.mkdir()
-    for index, take in enumerate(np.array_split(sung, recordings)):
-        sf.write(work / f"take{index:02d}.wav", take, rate)
-    (work / "readme.txt").write_text("terms")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(work)]
-    for command in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "bank"]):
-        subprocess.run([*git, *command], check=True)
-    mirrors = tmp_path / "mirrors"
-    bare = mirrors / repository.replace("/", "+") / "repo"
-    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
-    return mirrors
-
-
-def test_a_voicebank_singer_is_read_from_its_mirror(tmp_path):
-    mirrors = _bare_mirror(tmp_path, "someone/bank")
-    bank = corpus.Voice(
-        "utau-bank", corpus.UNSTATED, corpus.VOICEBANK_SOURCE, "train", "someone/bank", ""
-    )
-    material = corpus.Material(tmp_path / "cache", mirrors=mirrors)
-    path = material.voice(bank)
-    sung = audio.load(shared("vocadito/vocadito_1.wav"), corpus.RATE, 1)[0]
-    prepared = audio.load(path, corpus.RATE, 1)[0]
-    # Every take, in some order, with the silences shortened.
-    assert 0.5 * len(sung) < len(prepared) <= len(sung) + 12 * corpus.GAP_SECONDS * corpus.RATE
-    assert material.voicebanks == {"someone/bank"} and not material.packages
-    licences = tmp_path / "LICENSES"
-    corpus.VOICEBANK_TERMS["someone/bank"] = "CC0"
-    try:
-        corpus._copy_licences(licences, [], material)
-    finally:
-        del corpus.VOICEBANK_TERMS["someone/bank"]
-    assert "someone/bank: CC0" in (licences / "voicebanks.txt").read_text()
-    real = corpus.VOICEBANKS[0]  # a training bank's snippets are summarised by its source
-    row = {"label": ONE_VOICE, "speakers": real.id, "genders": corpus.UNSTATED}
-    summary = corpus.summarise([{**row, "music_source": "", "music": ""}])
-    assert summary["voices_per_source"] == {corpus.VOICEBANK_SOURCE: 1}
-    elsewhere = corpus.Material(tmp_path / "cache2", mirrors=tmp_path / "nothing")
-    with pytest.raises(DataError, match="no mirror of someone/bank"):
-        elsewhere.voice(bank)
-
-
-def test_the_training_voicebanks_join_only_with_their_mirrors(tmp_path):
-    assert all(v.split == "train" and v.gender == corpus.UNSTATED for v in corpus.VOICEBANKS)
-    assert not set(corpus.VOICEBANKS) & set(corpus.voices_of("train", voicebanks=False))
-    assert set(corpus.VOICEBANKS) <= set(corpus.voices_of("train", voicebanks=True))
-    assert corpus.voices_of("test", True) == corpus.voices_of("test", False)
-    empty = tmp_path / "mirrors"
-    empty.mkdir()
-    with pytest.raises(DataError, match=r"no mirror of oxygen-dioxide/scottpoid-ja"):
-        corpus.build(tmp_path / "out", {s: 4 for s in corpus.SPLITS}, voicebank_mirrors=empty)
-    assert not (tmp_path / "out").exists()

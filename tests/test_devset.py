@@ -64,12 +64,3 @@ def test_build_dev_from_the_shared_recordings(tmp_path):
     again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode != 0
     assert again.stderr.strip().count("\n") == 0 and "not an empty folder" in again.stderr
-
-
-def test_no_development_singer_is_a_training_singer():
-    from vocalstream.train import corpus, devset
-
-    development = {bank.repository for bank in devset.VOICEBANKS} | {devset.CSD_MIRROR[0]}
-    training = {voice.package for voice in corpus.VOICEBANKS}
-    assert training and development and not development & training
-    assert set(corpus.VOICEBANK_TERMS) == training

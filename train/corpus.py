@@ -1,8 +1,7 @@
 """A labelled corpus of 3-s snippets mixed from real open recordings, for the default model.
 
 Voices: studio phone prompts (asterisk), acted game dialogue (Fish Fillets), letters, syllables
-and words read aloud (KLettres, KTuberling), with mirrors also real singers (UTAU voicebanks, of
-unstated gender: one voice or several, never a gender), each real speaker also turned into a singer
+and words read aloud (KLettres, KTuberling), each of these real speakers also turned into a singer
 by the WORLD vocoder (train/resing.py: their own timbre on generated melodies; some several
 snippets sung together in harmony), and a minority of synthetic singing (festival). A speaker
 whose gender neither the source states nor pitch tells is label ONE_VOICE. Music: instrumental
@@ -50,7 +49,7 @@ from vocalstream import audio
 from vocalstream.errors import AudioError, DataError
 from vocalstream.files import atomic_folder, atomic_path, cache_dir
 from vocalstream.models.labels import ONE_VOICE, TRAINING_LABELS
-from vocalstream.train import fetch, mirrors
+from vocalstream.train import fetch
 from vocalstream.train.data import LABELS_FILE, Example, read_manifest
 from vocalstream.train.resing import VIBRATO_HZ, resing, sing_along
 
@@ -146,11 +145,6 @@ def _festival(id: str, gender: str, split: str, package: str, name: str) -> Voic
     return Voice(id, gender, "festival", split, package, name, synthetic=True)
 
 
-def _voicebank(name: str, repository: str) -> Voice:
-    """An UTAU voicebank: one real singer, read from a bare git mirror of `repository`."""
-    return Voice(f"utau-{name}", UNSTATED, VOICEBANK_SOURCE, "train", repository, "")
-
-
 # Genders: asterisk's are credited in its folder names or credits (Armelle Desjardins, July E.
 # Jimenez, Paola Dal Zot's it_IT_f_Menardi); the rest are judged by pitch, median F0 under 165 Hz
 # male and over 190 Hz female (notes in docs/MODEL_CARD.md), and UNSTATED between. Fish Fillets'
@@ -222,31 +216,6 @@ VOICES = (
     _festival("festival-ked", MALE, "test", "festvox-kdlpc16k", "ked_diphone"),
     _festival("festival-czech-dita", FEMALE, "test", "festvox-czech-dita", "czech_dita"),
 )
-# Real singers for training: the UTAU voicebanks (train/mirrors.py) whose terms allow any use
-# with credit. None of them states its singer's gender. The banks with narrower or unclear
-# terms are the development set's singers (train/devset.py), never trained on.
-VOICEBANK_SOURCE = "utau"
-VOICEBANKS = (
-    _voicebank("scottpoid", "oxygen-dioxide/scottpoid-ja"),
-    _voicebank("dorodoro", "oxygen-dioxide/dorodoro-ja-vcv"),
-    _voicebank("erithacus", "ErithacusProject/ErithacusVB"),
-    _voicebank("yuki", "kgs233/UTAU-Yuki"),
-    _voicebank("hitsuboku-kumi", "oxygen-dioxide/hitsuboku-kumi-chn"),
-    _voicebank("viki-hopper", "oxygen-dioxide/viki-hopper-ja"),
-    _voicebank("kawaiineko", "Holdmyapplejuice/KawaiinekoCV"),
-)
-VOICEBANK_TERMS = {
-    "oxygen-dioxide/scottpoid-ja": "free to edit and to use the audio outside singing "
-    "synthesizers, commercial use allowed, credit SCOTTPOID",
-    "oxygen-dioxide/dorodoro-ja-vcv": "use freely, commercial use included, credit Cerenothoa",
-    "ErithacusProject/ErithacusVB": "CC BY 4.0",
-    "kgs233/UTAU-Yuki": "public domain",
-    "oxygen-dioxide/hitsuboku-kumi-chn": "commercial use allowed, with credit",
-    "oxygen-dioxide/viki-hopper-ja": "use of the audio outside singing synthesizers allowed",
-    "Holdmyapplejuice/KawaiinekoCV": "permissive (its README)",
-}
-VOICEBANK_SECONDS = 30 * 60  # of each bank's recordings read, before silences are shortened
-
 RESUNG = {
     voice.id: dataclasses.replace(voice, id=f"{voice.id}-sung", source="world", sung_from=voice.id)
     for voice in VOICES
@@ -496,12 +465,10 @@ def _sing(voice: Voice) -> np.ndarray:
 class Material:
     """Fetches and prepares sources on first use, caching the results under `cache`."""
 
-    def __init__(self, cache: Path, log: Callable[[str], None] = _log, mirrors: Path | None = None):
+    def __init__(self, cache: Path, log: Callable[[str], None] = _log):
         self.cache = cache
         self.log = log
-        self.mirrors = mirrors
         self.packages: set[str] = set()
-        self.voicebanks: set[str] = set()
 
     def package(self, name: str) -> Path:
         root = fetch.debian_package(name, self.cache)
@@ -511,16 +478,12 @@ class Material:
     def voice(self, voice: Voice) -> Path:
         """The speaker's recordings as one FLAC at RATE, silences shortened."""
         path = self.cache / "voices" / f"{voice.id}.flac"
-        if voice.source == VOICEBANK_SOURCE:
-            self.voicebanks.add(voice.package)
-        elif not voice.synthetic:
-            self.packages.add(voice.package)
         if path.is_file():
+            if not voice.synthetic:
+                self.packages.add(voice.package)
             return path
         self.log(f"preparing voice {voice.id}")
-        if voice.source == VOICEBANK_SOURCE:
-            waveform = self._voicebank(voice)
-        elif voice.sung_from:
+        if voice.sung_from:
             spoken = self.voice(next(v for v in VOICES if v.id == voice.sung_from))
             speech = audio.load(spoken, RATE, 1)[0][: RESUNG_INPUT_SECONDS * RATE]
             waveform = resing(speech, RATE, voice.gender, zlib.crc32(voice.id.encode()))
@@ -531,25 +494,6 @@ class Material:
             waveform = _decode(files, self.log)
         _write_flac(path, _shorten_silences(waveform))
         return path
-
-    def _voicebank(self, voice: Voice) -> np.ndarray:
-        """Up to VOICEBANK_SECONDS of the bank's recordings, in an order fixed by its id."""
-        mirror = mirrors.find(self.mirrors, voice.package) if self.mirrors else None
-        if mirror is None:
-            raise DataError(f"no mirror of {voice.package} in {self.mirrors}")
-        names = mirrors.recordings(mirror, voice.pattern)
-        order = np.random.default_rng(zlib.crc32(voice.id.encode())).permutation(len(names))
-        parts, samples = [], 0
-        for index in order:
-            try:
-                parts.append(mirrors.read_mono(mirror, names[index], RATE))
-            except sf.LibsndfileError as error:  # a bank may hold a broken take
-                self.log(f"skipped {voice.package}:{names[index]}: {error}")
-                continue
-            samples += len(parts[-1])
-            if samples >= VOICEBANK_SECONDS * RATE:
-                break
-        return np.concatenate(parts).astype(np.float32)
 
     def tracks(self, music: Tracks | Renders) -> list[Path]:
         if isinstance(music, Renders):
@@ -769,13 +713,8 @@ def music_sources(split: str, hard_negatives: bool = False) -> list[Tracks | Ren
     ]
 
 
-def voices_of(split: str, voicebanks: bool) -> list[Voice]:
-    """The voices one split draws from; with `voicebanks`, the real singers too."""
-    return [v for v in VOICES + (VOICEBANKS if voicebanks else ()) if v.split == split]
-
-
 def _pools(split: str, material: Material, hard_negatives: bool = False) -> Pools:
-    voices = voices_of(split, material.mirrors is not None)
+    voices = [voice for voice in VOICES if voice.split == split]
     by_gender = {g: [v for v in voices if v.gender == g] for g in (MALE, FEMALE, UNSTATED)}
     resung = {key: voice for key, voice in RESUNG.items() if voice.split == split}
     files = _VoiceFiles(material, list(resung.values()))
@@ -1074,7 +1013,7 @@ def summarise(rows: Iterable[dict]) -> dict:
             row["speakers"].split("+"), row["genders"].split("+"), strict=True
         )
     ]
-    sources = {voice.id: voice.source for voice in (*VOICES, *VOICEBANKS, *RESUNG.values())}
+    sources = {voice.id: voice.source for voice in (*VOICES, *RESUNG.values())}
     synthetic = sum(speaker in {v.id for v in VOICES if v.synthetic} for speaker, _ in voices)
     music = Counter(r["music_source"] or "none" for r in rows)
     return {
@@ -1112,16 +1051,13 @@ def build(
     log: Callable[[str], None] = _log,
     progress: bool = False,
     hard_negatives: bool = False,
-    voicebank_mirrors: Path | None = None,
     jobs: int = 1,
 ) -> dict:
     """Build the corpus into `out`, which must not exist or be empty; it appears whole or not at
     all. Returns the summary also written to out/corpus.json. `hard_negatives` adds class 0's
     hardest music: the lead renders (a melody with vibrato on an instrument that sings) among
     the music sources, and music ringing in a synthetic room; without it the corpus is as it
-    was before they existed. `voicebank_mirrors` holds the bare git mirrors of VOICEBANKS, whose
-    real singers then join the training split's voices of unstated gender; without it the
-    corpus is as it was before them. `jobs` processes write the snippets, the same as one."""
+    was before they existed. `jobs` processes write the snippets, the same as one."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out}: already exists and is not an empty folder")
     if any(count < 4 for count in counts.values()):
@@ -1131,17 +1067,12 @@ def build(
     if jobs < 1:
         raise DataError(f"jobs must be 1 or more, got {jobs}")
     check_requirements()
-    if voicebank_mirrors is not None:
-        missing = [v.package for v in VOICEBANKS if not mirrors.find(voicebank_mirrors, v.package)]
-        if missing:
-            raise DataError(f"{voicebank_mirrors}: no mirror of {', '.join(missing)}")
-    material = Material(cache or cache_dir() / "corpus", log, voicebank_mirrors)
+    material = Material(cache or cache_dir() / "corpus", log)
     with atomic_folder(out) as scratch:
         summary: dict[str, object] = {
             "seed": seed,
             "rate": RATE,
             "hard_negatives": hard_negatives,
-            "voicebanks": voicebank_mirrors is not None,
             "splits": {},
         }
         for split in SPLITS:
@@ -1149,7 +1080,6 @@ def build(
             rows = build_split(scratch / split, split, counts[split], seed, pools, progress, jobs)
             summary["splits"][split] = summarise(rows)
         summary["packages"] = sorted(material.packages | {v.package for v in VOICES if v.synthetic})
-        summary["voicebank_repositories"] = sorted(material.voicebanks)
         _copy_licences(scratch / "LICENSES", summary["packages"], material)
         (scratch / "corpus.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -1164,11 +1094,6 @@ def _copy_licences(folder: Path, packages: list[str], material: Material) -> Non
         source = source or (installed if installed.is_file() else None)
         if source is not None:
             shutil.copyfile(source, folder / f"{name}.txt")
-    if material.voicebanks:
-        (folder / "voicebanks.txt").write_text(
-            "UTAU voicebanks, each one real singer, read from GitHub (github.com/REPOSITORY):\n"
-            + "".join(f"{name}: {VOICEBANK_TERMS[name]}\n" for name in sorted(material.voicebanks))
-        )
     (folder / "music21-corpus.txt").write_text(
         "Scores from the music21 corpus (BSD-licensed toolkit; the corpus works are in the public "
         "domain or distributed with permission, see music21's documentation).\n"

@@ -4,8 +4,7 @@ Every voice in it is a real person singing: the Dagstuhl ChoirSet singers (close
 vocadito, a Children's Song Dataset take, and UTAU voicebanks (one real singer each, syllable
 strings sung at fixed pitches) read from bare git mirrors of their repositories. A voice's gender
 is given only where its source states it; elsewhere the voice counts for voice/no-voice and for
-"several", never for gender. None of these singers may ever be trained on; the voicebanks whose
-terms allow any use with credit are the corpus's real singers instead (train/corpus.py).
+"several", never for gender. None of these singers may ever be trained on.
 
 Clips are built from each voice alone (a cappella), over real instrumental music with the voice
 entering and leaving, and with a second, different singer over it. Each clip's windows (3 s every
@@ -82,8 +81,20 @@ VOICEBANKS = (
         ),
     ),
     Voicebank(
+        "oxygen-dioxide/scottpoid-ja",
+        Voice("scottpoid", "utau", UNKNOWN, "not stated", "free use with credit (SCOTTPOID)"),
+    ),
+    Voicebank(
         "oxygen-dioxide/milk-en",
         Voice("milk", "utau", UNKNOWN, "not stated", "redistribution with credit (Milk, Xepheris)"),
+    ),
+    Voicebank(
+        "oxygen-dioxide/dorodoro-ja-vcv",
+        Voice("dorodoro", "utau", UNKNOWN, "not stated", "free use, credit asked (Cerenothoa)"),
+    ),
+    Voicebank(
+        "ErithacusProject/ErithacusVB",
+        Voice("erithacus", "utau", UNKNOWN, "not stated", "CC BY 4.0"),
     ),
     Voicebank(
         "AFLeartLey/bingzhizhuihen_vocal",
@@ -109,6 +120,7 @@ VOICEBANKS = (
     Voicebank(
         "Sr-Kaio/kaio-utau-VB", Voice("kaio", "utau", UNKNOWN, "not stated", "non-commercial")
     ),
+    Voicebank("kgs233/UTAU-Yuki", Voice("yuki", "utau", UNKNOWN, "not stated", "public domain")),
     Voicebank(
         "oxygen-dioxide/hikari-one-crystal-ja",
         Voice(
@@ -118,6 +130,20 @@ VOICEBANKS = (
             "provider's not stated (character female)",
             "redistribution and edits with credit",
         ),
+    ),
+    Voicebank(
+        "oxygen-dioxide/hitsuboku-kumi-chn",
+        Voice(
+            "hitsuboku-kumi",
+            "utau",
+            UNKNOWN,
+            "provider's not stated (character female)",
+            "commercial use allowed, credit",
+        ),
+    ),
+    Voicebank(
+        "oxygen-dioxide/viki-hopper-ja",
+        Voice("viki-hopper", "utau", UNKNOWN, "not stated", "use outside synthesizers allowed"),
     ),
     Voicebank(
         "oxygen-dioxide/ALYS-DB-001-JA", Voice("alys", "utau", UNKNOWN, "not stated", "GPL-3.0")
@@ -131,6 +157,10 @@ VOICEBANKS = (
             "provider's not stated (character female)",
             "source files redistributable",
         ),
+    ),
+    Voicebank(
+        "Holdmyapplejuice/KawaiinekoCV",
+        Voice("kawaiineko", "utau", UNKNOWN, "not stated", "permissive (README)"),
     ),
 )
 

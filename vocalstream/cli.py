@@ -310,12 +310,6 @@ def corpus() -> None:
     "and synth leads, and music in a room (docs/MODEL_CARD.md: it costs real singers' recall).",
 )
 @click.option(
-    "--mirrors",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Bare git mirrors (OWNER+NAME/repo) of the training voicebanks: real singers join the "
-    "training split (docs/MODEL_CARD.md lists them).",
-)
-@click.option(
     "--jobs",
     type=click.IntRange(min=1),
     default=1,
@@ -323,9 +317,7 @@ def corpus() -> None:
     help="Processes mixing snippets; any number writes the same corpus.",
 )
 @_verbosity
-def corpus_build(
-    out, seed, train_count, validation_count, test_count, cache, hard_negatives, mirrors, jobs
-):
+def corpus_build(out, seed, train_count, validation_count, test_count, cache, hard_negatives, jobs):
     """Fetch the sources and write 3-s snippets with labels to OUT_DIR/{train,validation,test}."""
     from vocalstream.train.corpus import build
 
@@ -337,7 +329,6 @@ def corpus_build(
         cache,
         progress=_progress(),
         hard_negatives=hard_negatives,
-        voicebank_mirrors=mirrors,
         jobs=jobs,
     )
     for split, numbers in summary["splits"].items():
