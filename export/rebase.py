@@ -178,6 +178,9 @@ def rebase_bundle(
     precisions = [name for name in CLASSIFIERS.values() if name in manifest["files"]]
     if CLASSIFIER_INT8 in precisions and int8_calibration is None:
         raise ModelError(f"{base} holds an 8-bit classifier: calibrate the new members (--int8)")
+    channels = CHANNELS["both"] if voice_runs else CHANNELS["window"]
+    if int8_calibration is not None and int8_calibration.shape[1] != channels:
+        raise ModelError(f"the 8-bit calibration needs {channels} feature channels")
     base_voice_members = [m for m in manifest["members"] if m.get("role") == "voice"]
     if voice_runs:
         voice, voice_members, voice_summaries = ensemble_of_runs(
@@ -204,7 +207,6 @@ def rebase_bundle(
         kept_parts = "the voice gate's graphs, the branches with their fusions, the separator"
     with atomic_folder(destination) as folder:
         model = VoiceGate(ensemble, voice) if voice_runs else ensemble
-        channels = CHANNELS["both"] if voice_runs else CHANNELS["window"]
         graphs = {CLASSIFIER: export_classifier(model, folder / "new.onnx", channels)}
         if CLASSIFIER_FP16 in precisions:
             graphs[CLASSIFIER_FP16] = to_float16(graphs[CLASSIFIER], folder / "new.fp16.onnx")

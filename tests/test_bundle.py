@@ -335,6 +335,14 @@ def test_rebase_keeps_the_gate_and_replaces_who(
         rebase_bundle([voice_run], base, tmp_path / "mix", int8_calibration=both[:, :1])
     with pytest.raises(ModelError, match="8-bit"):
         rebase_bundle(runs[1:], base, tmp_path / "uncalibrated")
+    with pytest.raises(ModelError, match="2 feature channels"):
+        rebase_bundle(
+            runs[1:],
+            base,
+            tmp_path / "one-channel",
+            int8_calibration=both[:, :1],
+            voice_runs=[voice_run],
+        )
     refused = _export(runs[1:], "--base", base, "-o", tmp_path / "clash")
     assert refused.returncode != 0 and not refused.stdout
     assert refused.stderr.strip().splitlines()[-1].endswith("drop --no-separator")

@@ -26,6 +26,7 @@ OUT/LICENSES/                                         the copyright file of ever
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import importlib.util
@@ -948,21 +949,18 @@ def build_split(
     labels = np.random.default_rng(_split_seed(seed, split)).permutation(balanced)
     folder.mkdir(parents=True)
     job = _SplitJob(folder, split, seed, pools, labels)
-    with tqdm(total=count, desc=split, unit="snippet", disable=not progress) as bar:
+    with contextlib.ExitStack() as stack:
         if jobs == 1:
-            rows = []
-            for index in range(count):
-                rows.append(job.write(index))
-                bar.update()
+            written = map(job.write, range(count))
         else:
             if isinstance(pools.voice_files, _VoiceFiles):  # prepared once, not in every worker
                 pools.voice_files.prepare_all()
             # Forked workers inherit the job; only snippet indices and rows cross processes.
-            with multiprocessing.get_context("fork").Pool(jobs, _start_worker, (job,)) as pool:
-                rows = []
-                for row in pool.imap(_write_in_worker, range(count), chunksize=16):
-                    rows.append(row)
-                    bar.update()
+            context = multiprocessing.get_context("fork")
+            pool = stack.enter_context(context.Pool(jobs, _start_worker, (job,)))
+            written = pool.imap(_write_in_worker, range(count), chunksize=16)
+        bar = tqdm(written, total=count, desc=split, unit="snippet", disable=not progress)
+        rows = list(bar)
     (folder / LABELS_FILE).write_text("".join(f"{row['label']}\n" for row in rows))
     with (folder / "manifest.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, MANIFEST_FIELDS)
@@ -971,16 +969,16 @@ def build_split(
     return rows
 
 
+@dataclass
 class _SplitJob:
-    def __init__(self, folder: Path, split: str, seed: int, pools: Pools, labels: np.ndarray):
-        self.folder, self.split, self.seed, self.pools, self.labels = (
-            folder,
-            split,
-            seed,
-            pools,
-            labels,
-        )
-        self.loudness = _Loudness()
+    """What writing one snippet of a split needs: the same in every worker."""
+
+    folder: Path
+    split: str
+    seed: int
+    pools: Pools
+    labels: np.ndarray
+    loudness: _Loudness = dataclasses.field(default_factory=_Loudness)
 
     def write(self, index: int) -> dict:
         rng = np.random.default_rng([*_split_seed(self.seed, self.split), index])
