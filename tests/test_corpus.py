@@ -18,7 +18,7 @@ from vocalstream.errors import DataError
 from vocalstream.models.labels import ONE_VOICE
 from vocalstream.train import corpus, fetch
 from vocalstream.train.data import read_manifest, read_seed_folder
-from vocalstream.train.resing import RANGES, resing, sing_along
+from vocalstream.train.resing import RANGES, UNISON_INTERVALS, resing, sing_along
 
 MALE_READERS = ["librosa-data/3436-172162-0000.ogg", "librosa-data/5703-47212-0000.ogg"]
 FEMALE_READER = "librosa-data/198-209-0000.ogg"
@@ -358,23 +358,29 @@ def test_hard_negatives_add_the_lead_renders_and_music_in_a_room(pools):
 def test_one_voice_is_sometimes_doubled_or_reverberant_and_stays_one_voice(split_folder):
     _, rows = split_folder
     assert {row["effect"] for row in rows if row["label"] == 0} == {""}
-    assert {row["effect"] for row in rows if row["label"] == 3} <= {"", "harmony"}
+    assert {row["effect"] for row in rows if row["label"] == 3} <= {"", "harmony", "unison"}
     assert {"double", "reverb"} <= {row["effect"] for row in rows if row["label"] in (1, 2)}
+
+
+def _sung_pitches(voices):
+    import librosa
+
+    pitches = []
+    for voice in voices:
+        f0, voiced, _ = librosa.pyin(voice, fmin=65, fmax=1000, sr=corpus.RATE)
+        pitches.append(np.where(voiced, f0, np.nan))
+    return pitches
 
 
 def test_voices_sing_one_melody_in_harmony():
     """Two readers made to sing together: where both sound, a third, fourth, fifth or sixth
     apart (up to octaves), each moved into its own range."""
-    import librosa
 
     male = audio.load(shared(MALE_READERS[0]), corpus.RATE, 1)[0][: 3 * corpus.RATE]
     female = audio.load(shared(FEMALE_READER), corpus.RATE, 1)[0][: 3 * corpus.RATE]
     lead, second = sing_along([male, female], corpus.RATE, [corpus.MALE, corpus.FEMALE], 4)
     assert len(lead) == len(second) == 3 * corpus.RATE
-    pitches = []
-    for voice in (lead, second):
-        f0, voiced, _ = librosa.pyin(voice, fmin=65, fmax=1000, sr=corpus.RATE)
-        pitches.append(np.where(voiced, f0, np.nan))
+    pitches = _sung_pitches([lead, second])
     both = ~np.isnan(pitches[0]) & ~np.isnan(pitches[1])
     assert both.sum() > 20
     semitones = 12 * np.log2(pitches[1][both] / pitches[0][both])
@@ -383,7 +389,32 @@ def test_voices_sing_one_melody_in_harmony():
     assert np.median(pitches[1][both]) > np.median(pitches[0][both])  # the female voice above
 
 
-def test_some_several_snippets_are_sung_in_harmony(split_folder):
+def test_voices_sing_in_unison_each_with_its_own_vibrato():
+    """Two men on one melody in unison: the same notes where both sound, but not one copied
+    contour, so only timbre and the small differences of real ensembles tell them apart."""
+    import pyworld
+
+    first, second = (
+        audio.load(shared(reader), corpus.RATE, 1)[0][: 3 * corpus.RATE] for reader in MALE_READERS
+    )
+    voices = sing_along([first, second], corpus.RATE, [corpus.MALE] * 2, 5, UNISON_INTERVALS)
+    lead, other = (  # WORLD's own pitch tracker: far steadier than pyin on WORLD's output
+        pyworld.stonemask(
+            v.astype(np.float64), *pyworld.dio(v.astype(np.float64), corpus.RATE), corpus.RATE
+        )
+        for v in voices
+    )
+    both = (lead > 0) & (other > 0)
+    assert both.sum() > 100
+    semitones = 12 * np.log2(other[both] / lead[both])
+    offset = float(np.median(semitones))
+    assert min(abs(offset - step) for step in UNISON_INTERVALS) < 0.3, offset
+    # Its own vibrato and timing: a copy of the lead's contour deviates about 0.07 here.
+    assert np.median(np.abs(semitones - offset)) > 0.15
+
+
+def test_some_several_snippets_are_sung_together(split_folder):
     _, rows = split_folder
-    harmonies = [row for row in rows if row["effect"] == "harmony"]
-    assert harmonies and all(row["label"] == 3 for row in harmonies)
+    for together in ("harmony", "unison"):
+        sung = [row for row in rows if row["effect"] == together]
+        assert sung and all(row["label"] == 3 for row in sung), together

@@ -3,9 +3,10 @@
 Voices: studio phone prompts (asterisk), acted game dialogue (Fish Fillets), letters, syllables
 and words read aloud (KLettres, KTuberling), each of these real speakers also turned into a singer
 by the WORLD vocoder (train/resing.py: their own timbre on generated melodies; some several
-snippets sung together in harmony), and a minority of synthetic singing (festival). A speaker
-whose gender neither the source states nor pitch tells is label ONE_VOICE. Music: instrumental
-game soundtracks and music21 scores rendered by fluidsynth with three different soundfonts. With
+snippets sung together, in harmony or in unison), and a minority of synthetic singing
+(festival). A speaker whose gender neither the source states nor pitch tells is label ONE_VOICE.
+Music: instrumental game soundtracks and music21 scores rendered by fluidsynth with three
+different soundfonts. With
 hard negatives, also scores whose melody an instrument that sings (violin, saxophone, flute,
 synth lead...) plays with vibrato, alone or over the other parts, the music most easily mistaken
 for a voice, and music ringing in a synthetic room. Every speaker and every music source belongs
@@ -52,7 +53,13 @@ from vocalstream.files import atomic_folder, atomic_path, cache_dir
 from vocalstream.models.labels import ONE_VOICE, TRAINING_LABELS
 from vocalstream.train import fetch
 from vocalstream.train.data import LABELS_FILE, Example, read_manifest
-from vocalstream.train.resing import VIBRATO_HZ, resing, sing_along
+from vocalstream.train.resing import (
+    HARMONY_INTERVALS,
+    UNISON_INTERVALS,
+    VIBRATO_HZ,
+    resing,
+    sing_along,
+)
 
 _log = logging.getLogger("vocalstream").info
 RATE = audio.CLASSIFIER_RATE  # nothing above 11 kHz reaches the classifier
@@ -76,7 +83,8 @@ REVERB_SECONDS = (0.4, 2.0)  # RT60 of a synthetic room
 SPEED_RANGE = (0.95, 1.05)  # resampling: pitch and tempo together, under a semitone
 LATEST_ENTRY_SECONDS = 1.5  # in class 3, later voices enter by then, so all overlap
 UNSTATED_SHARE = 0.25  # of one-voice snippets and of several, where a split has such voices
-HARMONY_SHARE = 0.3  # of several: the voices resung by WORLD on one melody, in harmony
+SUNG_TOGETHER_SHARE = 0.5  # of several: the voices resung by WORLD singing one melody together
+UNISON_SHARE = 0.5  # of those: on the same notes (or octaves apart), the rest in harmony
 SILENT_LUFS = -60.0  # an excerpt quieter than this is drawn again
 SONGS_PER_VOICE = 8  # of 4 phrases each, about 2 minutes per synthetic voice
 MAX_VOICE_SECONDS = 20 * 60  # of each speaker's recordings, after silences are shortened
@@ -828,11 +836,15 @@ def _snippet(rng: np.random.Generator, label: int, pools: Pools, loudness: _Loud
     row: dict[str, object] = {"label": label}
     voices = [] if label == 0 else _draw_voices(rng, label, pools)
     voice_only = label != 0 and rng.random() < VOICE_ONLY_SHARE
-    # Drawn on the side, so that the snippets without harmony are drawn as they were before it.
+    # Drawn on the side, so that the snippets not sung together are drawn as they were before it.
     side = rng.spawn(1)[0]
-    harmony = (
-        label == 3 and all(v.gender != UNSTATED for v in voices) and side.random() < HARMONY_SHARE
-    )
+    together = ""  # or how the voices sing one melody: "harmony" or "unison"
+    if (
+        label == 3
+        and all(v.gender != UNSTATED for v in voices)
+        and side.random() < SUNG_TOGETHER_SHARE
+    ):
+        together = "unison" if side.random() < UNISON_SHARE else "harmony"
     parts, gains = [], []
     for index, voice in enumerate(voices):
         parts.append(_voice_excerpt(rng, pools.voice_files[voice.id], loudness))
@@ -843,14 +855,15 @@ def _snippet(rng: np.random.Generator, label: int, pools: Pools, loudness: _Loud
             ramp = np.clip((np.arange(SNIPPET_SAMPLES) - entry) / (0.02 * RATE), 0, 1)
             gain *= ramp.astype(np.float32)
         gains.append(gain)
-    if harmony:  # one melody, each voice a third, fourth, fifth or sixth from the lead
+    if together:
         genders = [v.gender for v in voices]
-        sung = sing_along(parts, RATE, genders, int(side.integers(2**31)))
+        intervals = UNISON_INTERVALS if together == "unison" else HARMONY_INTERVALS
+        sung = sing_along(parts, RATE, genders, int(side.integers(2**31)), intervals)
         levels = [loudness(part) for part in sung]
         if min(levels) > SILENT_LUFS:  # else a voice found nothing voiced to sing: as it was
             parts = [_gain(part, level, -23.0) for part, level in zip(sung, levels, strict=True)]
         else:
-            harmony = False
+            together = ""
     mix = np.zeros(SNIPPET_SAMPLES, dtype=np.float32)
     for part, gain in zip(parts, gains, strict=True):
         mix += part * gain
@@ -859,7 +872,7 @@ def _snippet(rng: np.random.Generator, label: int, pools: Pools, loudness: _Loud
         effect = "double" if rng.random() < 0.5 else "reverb"
         mix = _doubled(mix, rng) if effect == "double" else _reverberant(mix, rng)
     row.update(
-        effect=effect or ("harmony" if harmony else ""),
+        effect=effect or together,
         speakers="+".join(v.id for v in voices),
         genders="+".join(v.gender for v in voices),
         voice_sources="+".join(sorted({v.source for v in voices})),

@@ -35,10 +35,13 @@ HARMONY_INTERVALS = (
     8,
     9,
 )  # semitones: thirds, fourths, fifths, sixths
+UNISON_INTERVALS = (-12, 0, 12)  # the same notes, or an octave apart
+DETUNE_CENTS = 15.0  # a voice singing along is up to this far off the lead's pitch
+LAG_SECONDS = 0.05  # and changes note up to this much later
 
 
-def _melody(frames: int, gender: str, rng: np.random.Generator) -> np.ndarray:
-    """F0 in Hz for `frames` frames: notes stepping along a scale, joined legato, with vibrato."""
+def _notes(frames: int, gender: str, rng: np.random.Generator) -> np.ndarray:
+    """MIDI pitch for `frames` frames: notes stepping along a scale, joined legato."""
     low, high = RANGES[gender]
     tonic = int(rng.integers(0, 12))
     scale = [n for n in range(low, high + 1) if (n - tonic) % 12 in MAJOR]
@@ -52,11 +55,24 @@ def _melody(frames: int, gender: str, rng: np.random.Generator) -> np.ndarray:
         index += length
     glide = max(1, round(GLIDE_SECONDS / frame_seconds))
     kernel = np.hanning(2 * glide + 1)
-    notes = np.convolve(np.pad(notes, glide, mode="edge"), kernel / kernel.sum(), mode="valid")
-    time = np.arange(frames) * frame_seconds
+    return np.convolve(np.pad(notes, glide, mode="edge"), kernel / kernel.sum(), mode="valid")
+
+
+def _vibrato(frames: int, rng: np.random.Generator) -> np.ndarray:
+    """A singer's vibrato in semitones, frame by frame."""
+    time = np.arange(frames) * FRAME_MS / 1000
     depth = rng.uniform(*VIBRATO_CENTS) / 100
-    notes += depth * np.sin(2 * np.pi * rng.uniform(*VIBRATO_HZ) * time + rng.uniform(0, 6.3))
+    return depth * np.sin(2 * np.pi * rng.uniform(*VIBRATO_HZ) * time + rng.uniform(0, 6.3))
+
+
+def _hertz(notes: np.ndarray) -> np.ndarray:
     return 440.0 * 2 ** ((notes - 69) / 12)
+
+
+def _melody(frames: int, gender: str, rng: np.random.Generator) -> np.ndarray:
+    """F0 in Hz for `frames` frames: a generated melody with vibrato."""
+    notes = _notes(frames, gender, rng)
+    return _hertz(notes + _vibrato(frames, rng))
 
 
 def _stretch_map(voiced: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -102,25 +118,33 @@ def _in_range(f0: np.ndarray, gender: str) -> np.ndarray:
 
 
 def sing_along(
-    waveforms: list[np.ndarray], rate: int, genders: list[str], seed: int
+    waveforms: list[np.ndarray],
+    rate: int,
+    genders: list[str],
+    seed: int,
+    intervals: tuple[int, ...] = HARMONY_INTERVALS,
 ) -> list[np.ndarray]:
-    """Different voices [n] (speech or singing, each at `rate`) singing one melody together in
-    harmony: the first voice leads, each other sings it HARMONY_INTERVALS away, moved by octaves
-    into its own range. The notes change at the same moments in every voice; each voice sounds
-    where its own recording is voiced. Returns float32 waveforms as long as the inputs."""
+    """Different voices [n] (speech or singing, each at `rate`) singing one melody together: the
+    first voice leads, each other sings it one of `intervals` (semitones) away, moved by octaves
+    into its own range, with its own vibrato, slightly off the lead's pitch and slightly late,
+    as people singing together are. Each voice sounds where its own recording is voiced.
+    Returns float32 waveforms as long as the inputs."""
     pyworld = _pyworld()
     rng = np.random.default_rng(seed)
     length = min(len(w) for w in waveforms)
     frames = int(length / rate * 1000 / FRAME_MS) + 1
-    lead = _melody(frames, genders[0], rng)
+    lead = _notes(frames, genders[0], rng)
     sung = []
     for index, (waveform, gender) in enumerate(zip(waveforms, genders, strict=True)):
         f0, envelope, aperiodicity = _analyse(waveform[:length], rate)
         order = _stretch_map(f0 > 0, rng)[: len(f0)]  # held vowels: never shorter than f0
-        melody = lead[: len(order)]
+        notes = lead[: len(order)] + _vibrato(len(order), rng)
+        melody = _hertz(notes)
         if index:
-            interval = float(rng.choice(HARMONY_INTERVALS))
-            melody = _in_range(melody * 2 ** (interval / 12), gender)
+            lag = int(rng.uniform(0, LAG_SECONDS) * 1000 / FRAME_MS)
+            notes = np.r_[np.full(lag, notes[0]), notes[: len(notes) - lag]]
+            notes += rng.choice(intervals) + rng.uniform(-DETUNE_CENTS, DETUNE_CENTS) / 100
+            melody = _in_range(_hertz(notes), gender)
         voiced = f0[order] > 0
         voice = pyworld.synthesize(
             np.where(voiced, melody, 0.0),
