@@ -6,12 +6,11 @@ by the WORLD vocoder (train/resing.py: their own timbre on generated melodies; s
 snippets sung together, in harmony or in unison), and a minority of synthetic singing
 (festival). A speaker whose gender neither the source states nor pitch tells is label ONE_VOICE.
 Music: instrumental game soundtracks and music21 scores rendered by fluidsynth with three
-different soundfonts. With
-hard negatives, also scores whose melody an instrument that sings (violin, saxophone, flute,
-synth lead...) plays with vibrato, alone or over the other parts, the music most easily mistaken
-for a voice, and music ringing in a synthetic room. Every speaker and every music source belongs
-to exactly one split, so validation and the held-out test hear voices and music never seen in
-training.
+different soundfonts. With hard negatives, also scores whose melody an instrument that sings
+(violin, saxophone, flute, synth lead...) plays with vibrato, alone or over the other parts, the
+music most easily mistaken for a voice, and music ringing in a synthetic room. Every speaker
+and every music source belongs to exactly one split, so validation and the held-out test hear
+voices and music never seen in training.
 
 Classes, as the seeds: 0 music alone, 1 one male voice, 2 one female voice, 3 two to four
 different voices at once (later voices enter at random offsets). Voices sit -5..+15 dB above the
