@@ -1,11 +1,26 @@
 """The seeds' augmentations on log-mel batches."""
 
+import librosa
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from vocalstream.train.augment import mask_time_and_frequency, mixup, mixup_loss, reverse_time
+from tests.conftest import SPEECH, shared
+from vocalstream import audio
+from vocalstream.inference.frontend import window_decibels
+from vocalstream.train import engine
+from vocalstream.train.augment import (
+    BAND_LIMIT_HZ,
+    limit_bandwidth,
+    mask_time_and_frequency,
+    mixup,
+    mixup_loss,
+    reverse_time,
+)
+from vocalstream.train.recipe import load_recipe
+
+MEL_CENTRES_HZ = audio.mel_filters().argmax(axis=1) * audio.CLASSIFIER_RATE / audio.CLASSIFIER_N_FFT
 
 
 @pytest.fixture
@@ -57,3 +72,43 @@ def test_same_generator_state_gives_the_same_augmentation(batch):
     first = mask_time_and_frequency(batch, np.random.default_rng(7))
     second = mask_time_and_frequency(batch, np.random.default_rng(7))
     assert torch.equal(first, second)
+
+
+def test_band_limit_floors_every_bin_above_a_cutoff_in_range(batch):
+    limited = limit_bandwidth(batch, np.random.default_rng(4), p=1.0)
+    lowest, highest = (np.searchsorted(MEL_CENTRES_HZ, hz) for hz in BAND_LIMIT_HZ)
+    cutoffs = set()
+    for before, after in zip(batch, limited, strict=True):
+        floored = (after[0] == -audio.TOP_DB).all(dim=-1).numpy()
+        first = int(np.argmax(floored))
+        assert floored[first:].all() and lowest <= first <= highest + 1
+        assert torch.equal(after[..., :first, :], before[..., :first, :])
+        cutoffs.add(first)
+    assert len(cutoffs) > 10  # drawn, not fixed
+
+
+def test_band_limit_probability_and_no_op(batch):
+    limited = limit_bandwidth(batch, np.random.default_rng(5), p=0.3)
+    touched = (limited != batch).flatten(1).any(1).float().mean().item()
+    assert 0.15 < touched < 0.45
+    assert limit_bandwidth(batch, np.random.default_rng(5), p=0.0) is batch
+
+
+def test_band_limit_is_what_a_band_limited_real_recording_looks_like():
+    """A LibriSpeech reader, recorded at 16 kHz: the classifier's log-mel of it holds nothing
+    above 8 kHz, which the augmentation writes as the floor."""
+    speech = audio.load(shared(SPEECH), audio.CLASSIFIER_RATE, 1)[0][: audio.WINDOW_SAMPLES]
+    spectrum = librosa.stft(speech, n_fft=audio.CLASSIFIER_N_FFT, hop_length=audio.CLASSIFIER_HOP)
+    spectrum = np.abs(spectrum) ** 2
+    decibels = window_decibels(audio.mel_filters() @ spectrum)
+    above, below = decibels[MEL_CENTRES_HZ > 8200], decibels[MEL_CENTRES_HZ < 7000]
+    assert above.mean() < -70.0 < below.mean()
+
+
+def test_a_recipe_turns_band_limiting_on_in_training(batch):
+    quiet = {"time_mask_p": 0.0, "frequency_mask_p": 0.0, "reverse_p": 0.0}
+    rng = np.random.default_rng(6)
+    assert torch.equal(engine._augment(batch, load_recipe("cnn4", quiet), rng), batch)
+    limited = engine._augment(batch, load_recipe("cnn4", {**quiet, "band_limit_p": 1.0}), rng)
+    always = max(BAND_LIMIT_HZ) < MEL_CENTRES_HZ  # above any cutoff
+    assert (limited[:, 0, always] == -audio.TOP_DB).all()

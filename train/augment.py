@@ -10,7 +10,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vocalstream import audio
 from vocalstream.train.loss import cross_entropy
+
+# Band limits a voice can arrive with: a telephone's 3.4 kHz, G.722's 7 kHz, 16-kHz audio's 8 kHz.
+BAND_LIMIT_HZ = (3400.0, 8000.0)
 
 
 def mask_time_and_frequency(
@@ -39,6 +43,25 @@ def reverse_time(features: torch.Tensor, rng: np.random.Generator, p: float = 0.
     chosen = torch.from_numpy(rng.random(features.shape[0]) < p)
     features = features.clone()
     features[chosen] = features[chosen].flip(-1)
+    return features
+
+
+def limit_bandwidth(
+    features: torch.Tensor, rng: np.random.Generator, p: float = 0.0
+) -> torch.Tensor:
+    """With probability p per example, the mel bins centred above a cutoff drawn from
+    BAND_LIMIT_HZ set to the floor, -TOP_DB: the vocals of a band-limited recording. Without it,
+    how high a voice's recording reaches tells its speaker apart, and so its gender wherever one
+    source holds voices of one gender (corpus v5's asterisk prompts are all women's in training,
+    and band-limited to 7 kHz)."""
+    chosen = np.flatnonzero(rng.random(features.shape[0]) < p)
+    if not len(chosen):
+        return features
+    filters = audio.mel_filters()
+    centres = filters.argmax(axis=1) * audio.CLASSIFIER_RATE / audio.CLASSIFIER_N_FFT
+    features = features.clone()
+    for example, cutoff in zip(chosen, rng.uniform(*BAND_LIMIT_HZ, len(chosen)), strict=True):
+        features[example, ..., centres > cutoff, :] = -audio.TOP_DB
     return features
 
 

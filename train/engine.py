@@ -23,7 +23,13 @@ from torch.utils.data import DistributedSampler
 from vocalstream.files import atomic_path
 from vocalstream.models.classifiers import build
 from vocalstream.models.labels import LABELS, NUM_CLASSES, ONE_VOICE
-from vocalstream.train.augment import mask_time_and_frequency, mixup, mixup_loss, reverse_time
+from vocalstream.train.augment import (
+    limit_bandwidth,
+    mask_time_and_frequency,
+    mixup,
+    mixup_loss,
+    reverse_time,
+)
 from vocalstream.train.loss import cross_entropy, is_right
 from vocalstream.train.recipe import Recipe
 
@@ -134,6 +140,7 @@ def _scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer):
 
 
 def _augment(features: torch.Tensor, recipe: Recipe, rng: np.random.Generator) -> torch.Tensor:
+    features = limit_bandwidth(features, rng, recipe.band_limit_p)
     features = mask_time_and_frequency(
         features, rng, recipe.time_mask_p, recipe.frequency_mask_p, recipe.mask_width
     )

@@ -47,6 +47,7 @@ class Recipe:
     frequency_mask_p: float = 0.5
     mask_width: int = 10
     reverse_p: float = 0.3
+    band_limit_p: float = 0.0  # augment.limit_bandwidth
     class_weighted: bool = True
     upsample_label0: int = 0
     validation_fraction: float = 0.2
