@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SPEECH, shared
 
-from tests.conftest import SPEECH, shared
 from vocalstream import audio
 from vocalstream.inference.frontend import window_decibels
 from vocalstream.train import engine
