@@ -46,6 +46,11 @@ def reverse_time(features: torch.Tensor, rng: np.random.Generator, p: float = 0.
     return features
 
 
+def mel_centres_hz() -> np.ndarray:
+    """The classifier's mel bins' centre frequencies [N_MELS], Hz."""
+    return audio.mel_filters().argmax(axis=1) * audio.CLASSIFIER_RATE / audio.CLASSIFIER_N_FFT
+
+
 def limit_bandwidth(
     features: torch.Tensor, rng: np.random.Generator, p: float = 0.0
 ) -> torch.Tensor:
@@ -53,12 +58,11 @@ def limit_bandwidth(
     BAND_LIMIT_HZ set to the floor, -TOP_DB: the vocals of a band-limited recording. Without it,
     how high a voice's recording reaches tells its speaker apart, and so its gender wherever one
     source holds voices of one gender (corpus v5's asterisk prompts are all women's in training,
-    and band-limited to 7 kHz)."""
-    chosen = np.flatnonzero(rng.random(features.shape[0]) < p)
-    if not len(chosen):
+    and band-limited to 7 kHz). Tried at p = 0.3 it did not help (docs/MODEL_CARD.md)."""
+    if p <= 0:  # draws nothing, so recipes without it augment exactly as before
         return features
-    filters = audio.mel_filters()
-    centres = filters.argmax(axis=1) * audio.CLASSIFIER_RATE / audio.CLASSIFIER_N_FFT
+    chosen = np.flatnonzero(rng.random(features.shape[0]) < p)
+    centres = mel_centres_hz()
     features = features.clone()
     for example, cutoff in zip(chosen, rng.uniform(*BAND_LIMIT_HZ, len(chosen)), strict=True):
         features[example, ..., centres > cutoff, :] = -audio.TOP_DB
