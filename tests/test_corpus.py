@@ -258,6 +258,13 @@ def test_the_corpus_builds_from_the_real_sources(tmp_path):
         assert {split_of[s] for s in speakers} <= {split}
     assert (out / "LICENSES" / "asterisk-core-sounds-en-g722.txt").is_file()
     assert not list(tmp_path.glob(".corpus-*"))
+    allison = next(v for v in corpus.VOICES if v.id == "asterisk-en-allison")
+    material = corpus.Material(tmp_path / "cache")
+    package = material.package(allison.package)
+    in_package = {f.stem for f in fetch.package_files(package, allison.pattern)}
+    taken = {f.stem for f in material.voice_files(allison)}
+    assert {"tt-monkeys", "beep", "tt-weasels"} <= in_package
+    assert "tt-weasels" in taken and not taken & set(corpus.NON_SPEECH_PROMPTS)
 
 
 def test_resung_speakers_sing_in_their_range_and_join_the_mixes(split_folder):

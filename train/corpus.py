@@ -86,6 +86,7 @@ SUNG_TOGETHER_SHARE = 0.5  # of several: the voices resung by WORLD singing one 
 UNISON_SHARE = 0.5  # of those: on the same notes (or octaves apart), the rest in harmony
 SILENT_LUFS = -60.0  # an excerpt quieter than this is drawn again
 SONGS_PER_VOICE = 8  # of 4 phrases each, about 2 minutes per synthetic voice
+VOICE_CACHE = "voices-2"  # renamed whenever a voice's recordings change, so none is reused stale
 MAX_VOICE_SECONDS = 20 * 60  # of each speaker's recordings, after silences are shortened
 GAP_SECONDS = 0.2  # the pause left between a speaker's phrases
 PEAK = 0.98
@@ -114,15 +115,22 @@ class Voice:
     pattern: str
     synthetic: bool = False
     sung_from: str = ""
+    excluded: tuple[str, ...] = ()  # the package's files left out, by name without suffix
 
     @property
     def speaker(self) -> str:
         return self.sung_from or self.id
 
 
+# Asterisk's sound packs keep, beside each speaker's prompts, tones and a 16-s recording of
+# screeching monkeys (tt-monkeys; tt-monkeysintro is speech): not the speaker's voice.
+NON_SPEECH_PROMPTS = ("tt-monkeys", "beep", "beeperr", "ascending-2tone", "descending-2tone")
+
+
 def _asterisk(id: str, gender: str, split: str, language: str, folder: str) -> Voice:
     pattern = f"usr/share/asterisk/sounds/{folder}/**/*.g722"
-    return Voice(id, gender, "asterisk", split, f"asterisk-core-sounds-{language}-g722", pattern)
+    package = f"asterisk-core-sounds-{language}-g722"
+    return Voice(id, gender, "asterisk", split, package, pattern, excluded=NON_SPEECH_PROMPTS)
 
 
 def _fillets(id: str, gender: str, split: str, language: str, letter: str) -> Voice:
@@ -146,7 +154,7 @@ def _ktuberling(gender: str, split: str, language: str, suffix: str = "ogg") -> 
 def _prompts(id: str, gender: str, split: str, package: str, folder: str, suffix: str) -> Voice:
     """Asterisk voice prompts packaged apart from asterisk's core sounds."""
     pattern = f"usr/share/asterisk/sounds/{folder}/**/*.{suffix}"
-    return Voice(id, gender, "asterisk", split, package, pattern)
+    return Voice(id, gender, "asterisk", split, package, pattern, excluded=NON_SPEECH_PROMPTS)
 
 
 def _festival(id: str, gender: str, split: str, package: str, name: str) -> Voice:
@@ -239,7 +247,7 @@ class Tracks:
     split: str
     package: str
     pattern: str
-    excluded: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()  # the package's files left out, by name without suffix
 
 
 @dataclass(frozen=True)
@@ -287,7 +295,7 @@ MUSIC = (
         "train",
         "warzone2100-music",
         "usr/share/games/warzone2100/music/**/*.opus",
-        excluded=("track17.opus", "menu_enhanced.opus", "track13.opus", "track3_enhanced.opus"),
+        excluded=("track17", "menu_enhanced", "track13", "track3_enhanced"),
     ),
     Renders(
         "bach-timgm6mb",
@@ -485,7 +493,7 @@ class Material:
 
     def voice(self, voice: Voice) -> Path:
         """The speaker's recordings as one FLAC at RATE, silences shortened."""
-        path = self.cache / "voices" / f"{voice.id}.flac"
+        path = self.cache / VOICE_CACHE / f"{voice.id}.flac"
         if path.is_file():
             if not voice.synthetic:
                 self.packages.add(voice.package)
@@ -498,16 +506,18 @@ class Material:
         elif voice.synthetic:
             waveform = _sing(voice)
         else:
-            files = fetch.package_files(self.package(voice.package), voice.pattern)
-            waveform = _decode(files, self.log)
+            waveform = _decode(self.voice_files(voice), self.log)
         _write_flac(path, _shorten_silences(waveform))
         return path
+
+    def voice_files(self, voice: Voice) -> list[Path]:
+        """The recordings of a speaker from a package."""
+        return fetch.package_files(self.package(voice.package), voice.pattern, voice.excluded)
 
     def tracks(self, music: Tracks | Renders) -> list[Path]:
         if isinstance(music, Renders):
             return self._renders(music)
-        files = fetch.package_files(self.package(music.package), music.pattern)
-        files = [f for f in files if f.name not in music.excluded]
+        files = fetch.package_files(self.package(music.package), music.pattern, music.excluded)
         if files[0].suffix != ".g722":
             return files
         decoded = []

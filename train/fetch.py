@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 from vocalstream.errors import DataError
@@ -75,10 +76,13 @@ def debian_package(name: str, cache: Path) -> Path:
     return root
 
 
-def package_files(root: Path, pattern: str) -> list[Path]:
-    """Files under an unpacked package matching a glob, sorted; an empty match is an error,
-    since it means the package changed its layout."""
-    files = sorted(path for path in root.glob(pattern) if path.is_file())
+def package_files(root: Path, pattern: str, excluded: Collection[str] = ()) -> list[Path]:
+    """Files under an unpacked package matching a glob, sorted, less those whose names without
+    suffix are `excluded`; an empty match is an error, since it means the package changed its
+    layout."""
+    files = sorted(
+        path for path in root.glob(pattern) if path.is_file() and path.stem not in excluded
+    )
     if not files:
         raise DataError(f"{root.name}: no files match {pattern}; the package's layout changed")
     return files
