@@ -2,9 +2,11 @@
 
 Voices: studio phone prompts (asterisk), acted game dialogue (Fish Fillets), letters, syllables
 and words read aloud (KLettres, KTuberling), each of these real speakers also turned into a singer
-by the WORLD vocoder (train/resing.py: their own timbre on generated melodies; some several
-snippets sung together, in harmony or in unison), and a minority of synthetic singing
-(festival). A speaker whose gender neither the source states nor pitch tells is label ONE_VOICE.
+by the WORLD vocoder (train/resing.py: their own timbre on generated melodies, half of them in
+the range both genders sing; some several snippets sung together, in harmony or in unison) and
+into a speaker at a pitch either gender speaks at (their words and timbre, the pitch moved), so
+that pitch alone never tells a gender, and a minority of synthetic singing (festival). A
+speaker whose gender neither the source states nor pitch tells is label ONE_VOICE.
 Music: instrumental game soundtracks and music21 scores rendered by fluidsynth with three
 different soundfonts. With hard negatives, also scores whose melody an instrument that sings
 (violin, saxophone, flute, synth lead...) plays with vibrato, alone or over the other parts, the
@@ -57,6 +59,7 @@ from vocalstream.train.resing import (
     UNISON_INTERVALS,
     VIBRATO_HZ,
     resing,
+    shift_speech,
     sing_along,
 )
 
@@ -74,7 +77,8 @@ QUIET_MUSIC_SHARE = 0.15  # of class 0
 VOICE_ONLY_SHARE = 0.12  # of classes 1-3
 SYNTHETIC_SHARE = 0.12  # of voices, where the split has a synthetic voice of that gender
 RESUNG_SHARE = 0.5  # of real voices: the speaker resynthesised singing instead of speaking
-RESUNG_INPUT_SECONDS = 150  # of each speaker's speech turned into singing
+SHIFTED_SHARE = 0.5  # of the rest: the speech with its pitch moved where both genders speak
+WORLD_INPUT_SECONDS = 150  # of each speaker's speech turned into singing or shifted
 EFFECT_SHARE = 0.2  # of classes 1-2: the one voice doubled or with reverb, as produced songs
 # are; of class 0, with hard negatives: the music with reverb
 DOUBLING_MS = (12.0, 40.0)
@@ -86,7 +90,7 @@ SUNG_TOGETHER_SHARE = 0.5  # of several: the voices resung by WORLD singing one 
 UNISON_SHARE = 0.5  # of those: on the same notes (or octaves apart), the rest in harmony
 SILENT_LUFS = -60.0  # an excerpt quieter than this is drawn again
 SONGS_PER_VOICE = 8  # of 4 phrases each, about 2 minutes per synthetic voice
-VOICE_CACHE = "voices-2"  # renamed whenever a voice's recordings change, so none is reused stale
+VOICE_CACHE = "voices-3"  # renamed whenever a voice's recordings change, so none is reused stale
 MAX_VOICE_SECONDS = 20 * 60  # of each speaker's recordings, after silences are shortened
 GAP_SECONDS = 0.2  # the pause left between a speaker's phrases
 PEAK = 0.98
@@ -104,7 +108,8 @@ REQUIRED_PROGRAMS = (
 class Voice:
     """One speaker. Recordings come from files matching `pattern` in a Debian package; a
     synthetic voice is a festival voice (`pattern` is its name) singing generated melodies; a
-    resung voice is the real speaker `sung_from` made to sing by the WORLD vocoder. A voice of
+    resung voice is the real speaker `sung_from` made to sing by the WORLD vocoder, a shifted
+    voice the real speaker `shifted_from` speaking at a pitch either gender speaks at. A voice of
     gender UNSTATED teaches one voice (label ONE_VOICE) and several, never a gender."""
 
     id: str
@@ -115,11 +120,12 @@ class Voice:
     pattern: str
     synthetic: bool = False
     sung_from: str = ""
+    shifted_from: str = ""
     excluded: tuple[str, ...] = ()  # the package's files left out, by name without suffix
 
     @property
     def speaker(self) -> str:
-        return self.sung_from or self.id
+        return self.sung_from or self.shifted_from or self.id
 
 
 # Asterisk's sound packs keep, beside each speaker's prompts, tones and a 16-s recording of
@@ -232,10 +238,16 @@ VOICES = (
     _festival("festival-ked", MALE, "test", "festvox-kdlpc16k", "ked_diphone"),
     _festival("festival-czech-dita", FEMALE, "test", "festvox-czech-dita", "czech_dita"),
 )
+_RESYNTHESISED = [v for v in VOICES if not v.synthetic and v.gender != UNSTATED]  # by gender
 RESUNG = {
     voice.id: dataclasses.replace(voice, id=f"{voice.id}-sung", source="world", sung_from=voice.id)
-    for voice in VOICES
-    if not voice.synthetic and voice.gender != UNSTATED  # WORLD sings in a gender's range
+    for voice in _RESYNTHESISED
+}
+SHIFTED = {
+    voice.id: dataclasses.replace(
+        voice, id=f"{voice.id}-shifted", source="world-speech", shifted_from=voice.id
+    )
+    for voice in _RESYNTHESISED
 }
 
 
@@ -499,10 +511,14 @@ class Material:
                 self.packages.add(voice.package)
             return path
         self.log(f"preparing voice {voice.id}")
-        if voice.sung_from:
-            spoken = self.voice(next(v for v in VOICES if v.id == voice.sung_from))
-            speech = audio.load(spoken, RATE, 1)[0][: RESUNG_INPUT_SECONDS * RATE]
-            waveform = resing(speech, RATE, voice.gender, zlib.crc32(voice.id.encode()))
+        if voice.sung_from or voice.shifted_from:
+            spoken = self.voice(next(v for v in VOICES if v.id == voice.speaker))
+            speech = audio.load(spoken, RATE, 1)[0][: WORLD_INPUT_SECONDS * RATE]
+            seed = zlib.crc32(voice.id.encode())
+            if voice.sung_from:
+                waveform = resing(speech, RATE, voice.gender, seed)
+            else:
+                waveform = shift_speech(speech, RATE, seed)
         elif voice.synthetic:
             waveform = _sing(voice)
         else:
@@ -719,6 +735,7 @@ class Pools:
     voice_weights: dict[str, float]  # speakers with more recordings are drawn more often
     music: dict[str, list[Path]]  # tracks by music source
     hard_negatives: bool = False  # class 0 also rings in rooms (and music has lead sources)
+    shifted: dict[str, Voice] = dataclasses.field(default_factory=dict)  # pitch-shifted doubles
 
 
 def music_sources(split: str, hard_negatives: bool = False) -> list[Tracks | Renders]:
@@ -735,16 +752,17 @@ def _pools(split: str, material: Material, hard_negatives: bool = False) -> Pool
     voices = [voice for voice in VOICES if voice.split == split]
     by_gender = {g: [v for v in voices if v.gender == g] for g in (MALE, FEMALE, UNSTATED)}
     resung = {key: voice for key, voice in RESUNG.items() if voice.split == split}
-    files = _VoiceFiles(material, list(resung.values()))
+    shifted = {key: voice for key, voice in SHIFTED.items() if voice.split == split}
+    files = _VoiceFiles(material, [*resung.values(), *shifted.values()])
     files.update({voice.id: material.voice(voice) for voice in voices})
     weights = {key: math.sqrt(sf.info(path).duration) for key, path in files.items()}
     music = {source.id: material.tracks(source) for source in music_sources(split, hard_negatives)}
-    return Pools(by_gender, resung, files, weights, music, hard_negatives)
+    return Pools(by_gender, resung, files, weights, music, hard_negatives, shifted)
 
 
 class _VoiceFiles(dict):
-    """Prepared voices by id; a resung voice is only prepared (WORLD takes a while) when first
-    drawn."""
+    """Prepared voices by id; a resung or shifted voice is only prepared (WORLD takes a while)
+    when first drawn."""
 
     def __init__(self, material: Material, lazy: list[Voice]):
         super().__init__()
@@ -789,6 +807,8 @@ def _draw_voices(rng: np.random.Generator, label: int, pools: Pools) -> list[Voi
         voice = group[int(rng.choice(len(group), p=weights / weights.sum()))]
         if voice.id in pools.resung and rng.random() < RESUNG_SHARE:
             voice = pools.resung[voice.id]
+        elif voice.id in pools.shifted and rng.random() < SHIFTED_SHARE:
+            voice = pools.shifted[voice.id]
         chosen.append(voice)
     return chosen
 
@@ -1033,7 +1053,7 @@ def summarise(rows: Iterable[dict]) -> dict:
             row["speakers"].split("+"), row["genders"].split("+"), strict=True
         )
     ]
-    sources = {voice.id: voice.source for voice in (*VOICES, *RESUNG.values())}
+    sources = {voice.id: voice.source for voice in (*VOICES, *RESUNG.values(), *SHIFTED.values())}
     synthetic = sum(speaker in {v.id for v in VOICES if v.synthetic} for speaker, _ in voices)
     music = Counter(r["music_source"] or "none" for r in rows)
     return {

@@ -4,7 +4,9 @@ range, voiced sounds held longer, legato joins between notes, and vibrato.
 
 So a model learns sung pitch ranges, held vowels and vibrato on real voices, and must still tell
 gender from timbre: the two ranges overlap (male up to G4, about 392 Hz; female down to F3, about
-175 Hz).
+175 Hz), and half the phrases of either gender lie in that overlap (SHARED_RANGE), where pitch
+tells nothing. Speech can also keep its words and timing and only move its pitch into the band
+where both genders speak (shift_speech).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ GLIDE_SECONDS = 0.05  # legato: pitch moves between notes over about this long
 VIBRATO_HZ = (4.5, 6.5)
 VIBRATO_CENTS = (15.0, 60.0)
 RANGES = {"male": (43, 67), "female": (53, 77)}  # MIDI notes: G2-G4, F3-F5
+SHARED_RANGE = (53, 67)  # F3-G4: where both genders sing
+SHARED_SHARE = 0.5  # of a resung voice's phrases: in SHARED_RANGE, not the gender's own range
+SHARED_SPEECH_HZ = (140.0, 220.0)  # median F0 of shifted speech, whatever the speaker's gender
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 HARMONY_INTERVALS = (
     -9,
@@ -40,9 +45,12 @@ DETUNE_CENTS = 15.0  # a voice singing along is up to this far off the lead's pi
 LAG_SECONDS = 0.05  # and changes note up to this much later
 
 
-def _notes(frames: int, gender: str, rng: np.random.Generator) -> np.ndarray:
-    """MIDI pitch for `frames` frames: notes stepping along a scale, joined legato."""
-    low, high = RANGES[gender]
+def _notes(
+    frames: int, gender: str, rng: np.random.Generator, span: tuple[int, int] | None = None
+) -> np.ndarray:
+    """MIDI pitch for `frames` frames: notes stepping along a scale within `span` (default the
+    gender's range), joined legato."""
+    low, high = span or RANGES[gender]
     tonic = int(rng.integers(0, 12))
     scale = [n for n in range(low, high + 1) if (n - tonic) % 12 in MAJOR]
     frame_seconds = FRAME_MS / 1000
@@ -70,8 +78,10 @@ def _hertz(notes: np.ndarray) -> np.ndarray:
 
 
 def _melody(frames: int, gender: str, rng: np.random.Generator) -> np.ndarray:
-    """F0 in Hz for `frames` frames: a generated melody with vibrato."""
-    notes = _notes(frames, gender, rng)
+    """F0 in Hz for `frames` frames: a generated melody with vibrato, in the gender's range or,
+    SHARED_SHARE of the time, in the range both genders sing."""
+    span = SHARED_RANGE if rng.random() < SHARED_SHARE else RANGES[gender]
+    notes = _notes(frames, gender, rng, span)
     return _hertz(notes + _vibrato(frames, rng))
 
 
@@ -185,3 +195,26 @@ def resing(waveform: np.ndarray, rate: int, gender: str, seed: int) -> np.ndarra
         raise ValueError("too little speech to sing")
     singing = np.concatenate(sung)
     return (singing / max(1e-6, float(np.abs(singing).max())) * 0.5).astype(np.float32)
+
+
+def shift_speech(waveform: np.ndarray, rate: int, seed: int) -> np.ndarray:
+    """Speech [n] at `rate` -> the same words, timing and spectral envelope, the F0 scaled so that
+    each chunk's median lies at a pitch drawn from SHARED_SPEECH_HZ; float32 at `rate`. So a
+    man and a woman speak at the same pitches, and only timbre tells them apart."""
+    pyworld = _pyworld()
+    rng = np.random.default_rng(seed)
+    chunk = int(CHUNK_SECONDS * rate)
+    shifted = []
+    for begin in range(0, len(waveform), chunk):
+        piece = waveform[begin : begin + chunk]
+        f0, envelope, aperiodicity = _analyse(piece, rate)
+        voiced = f0 > 0
+        if len(piece) < rate // 2 or voiced.sum() < 20:  # under 0.1 s voiced: nothing to move
+            continue
+        target = np.exp(rng.uniform(*np.log(SHARED_SPEECH_HZ)))
+        f0 = f0 * (target / np.median(f0[voiced]))
+        shifted.append(pyworld.synthesize(f0, envelope, aperiodicity, rate, FRAME_MS))
+    if not shifted:
+        raise ValueError("too little voiced speech to shift")
+    speech = np.concatenate(shifted)
+    return (speech / max(1e-6, float(np.abs(speech).max())) * 0.5).astype(np.float32)
