@@ -219,6 +219,14 @@ def test_a_missing_program_is_one_clear_error(tmp_path):
     assert not out.exists()
 
 
+def test_a_program_is_cut_by_its_processor_time_not_by_a_busy_machine():
+    spinning = [sys.executable, "-c", "while True: pass"]
+    with pytest.raises(DataError, match="more than 1 s of processor time"):
+        fetch.run(spinning, "spinning", cpu_seconds=1)
+    waiting = [sys.executable, "-c", "import time; time.sleep(1.5)"]
+    assert fetch.run(waiting, "waiting", cpu_seconds=1) == b""  # wall time is not cut
+
+
 def test_an_existing_output_folder_is_refused(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")

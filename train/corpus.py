@@ -296,7 +296,7 @@ LEAD_ALONE_SHARE = 0.3  # of lead pieces: the melody with nothing under it
 LEAD_DB = (0.0, 8.0)  # the melody above the other parts, by RMS
 VIBRATO_SEMITONES = (0.2, 0.6)  # the melody's vibrato depth, each way, at resing's VIBRATO_HZ
 
-RENDER_TIMEOUT_SECONDS = 20  # a few scores make MIDI that fluidsynth renders for hours
+RENDER_CPU_SECONDS = 20  # a few scores make MIDI that fluidsynth renders for hours
 SCORE_SUFFIXES = (".mxl", ".xml", ".krn", ".abc")  # not the corpus's analyses (.rntxt, .txt)
 
 # Game tracks whose spleeter vocal stem came within 10 dB of the mix in a 6-window screen: choirs
@@ -613,7 +613,7 @@ def _render(fluidsynth: str, soundfont: Path, midi: Path) -> np.ndarray:
     fetch.run(
         [fluidsynth, "-ni", "-q", "-F", str(wav), "-r", str(RATE), str(soundfont), str(midi)],
         f"rendering {midi.name}",
-        timeout=RENDER_TIMEOUT_SECONDS,
+        cpu_seconds=RENDER_CPU_SECONDS,  # not wall time: what is cut must not depend on load
     )
     return audio.load(wav, RATE, 1)[0]
 

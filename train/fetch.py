@@ -8,8 +8,11 @@ that says which package provides it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Collection
@@ -33,20 +36,36 @@ def require_program(program: str, purpose: str, package: str) -> str:
 
 
 def run(
-    command: list[str], what: str, cwd: Path | None = None, timeout: float | None = None
+    command: list[str],
+    what: str,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+    cpu_seconds: int | None = None,
 ) -> bytes:
-    """Run a program; its failure becomes one DataError line with the program's last words."""
+    """Run a program; its failure becomes one DataError line with the program's last words.
+    `timeout` bounds the wall-clock time; `cpu_seconds` bounds the processor time, which, unlike
+    the wall clock, does not depend on how busy the machine is, so what is cut stays the same."""
     try:
-        result = subprocess.run(command, cwd=cwd, capture_output=True, check=False, timeout=timeout)
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as error:
         raise DataError(f"{what}: cannot run {command[0]} ({error.strerror})") from error
-    except subprocess.TimeoutExpired as error:
-        raise DataError(f"{what}: {command[0]} ran past {timeout:.0f} s") from error
-    if result.returncode != 0:
-        lines = result.stderr.decode(errors="replace").strip().splitlines()
+    with process:
+        if cpu_seconds is not None:  # SIGXCPU at the soft limit, SIGKILL a second later
+            with contextlib.suppress(ProcessLookupError):  # it may have finished already
+                limit = (cpu_seconds, cpu_seconds + 1)
+                resource.prlimit(process.pid, resource.RLIMIT_CPU, limit)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            process.kill()
+            raise DataError(f"{what}: {command[0]} ran past {timeout:.0f} s") from error
+    if process.returncode in (-signal.SIGXCPU, -signal.SIGKILL) and cpu_seconds is not None:
+        raise DataError(f"{what}: {command[0]} used more than {cpu_seconds} s of processor time")
+    if process.returncode != 0:
+        lines = stderr.decode(errors="replace").strip().splitlines()
         errors = [line for line in lines if line.startswith("E:")] or lines[-1:]
         raise DataError(f"{what}: {command[0]} failed: {' '.join(errors) or 'no message'}")
-    return result.stdout
+    return stdout
 
 
 def debian_package(name: str, cache: Path) -> Path:
