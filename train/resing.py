@@ -207,9 +207,11 @@ def shift_speech(waveform: np.ndarray, rate: int, seed: int) -> np.ndarray:
     shifted = []
     for begin in range(0, len(waveform), chunk):
         piece = waveform[begin : begin + chunk]
+        if len(piece) < rate // 2:
+            break
         f0, envelope, aperiodicity = _analyse(piece, rate)
         voiced = f0 > 0
-        if len(piece) < rate // 2 or voiced.sum() < 20:  # under 0.1 s voiced: nothing to move
+        if voiced.sum() < 20:  # under 0.1 s voiced: no pitch to move
             continue
         target = np.exp(rng.uniform(*np.log(SHARED_SPEECH_HZ)))
         f0 = f0 * (target / np.median(f0[voiced]))
