@@ -168,17 +168,22 @@ def sing_along(
     return sung
 
 
+def _analysed_chunks(waveform: np.ndarray, rate: int):
+    """WORLD's analysis of each CHUNK_SECONDS of `waveform`, up to a last piece under 0.5 s."""
+    chunk = int(CHUNK_SECONDS * rate)
+    for begin in range(0, len(waveform), chunk):
+        piece = waveform[begin : begin + chunk]
+        if len(piece) < rate // 2:
+            return
+        yield _analyse(piece, rate)
+
+
 def resing(waveform: np.ndarray, rate: int, gender: str, seed: int) -> np.ndarray:
     """Speech [n] at `rate` -> the same voice singing, float32 at `rate`."""
     pyworld = _pyworld()
     rng = np.random.default_rng(seed)
-    chunk = int(CHUNK_SECONDS * rate)
     sung = []
-    for begin in range(0, len(waveform), chunk):
-        piece = waveform[begin : begin + chunk]
-        if len(piece) < rate // 2:
-            break
-        f0, envelope, aperiodicity = _analyse(piece, rate)
+    for f0, envelope, aperiodicity in _analysed_chunks(waveform, rate):
         order = _stretch_map(f0 > 0, rng)
         voiced = f0[order] > 0
         melody = np.where(voiced, _melody(len(order), gender, rng), 0.0)
@@ -203,13 +208,8 @@ def shift_speech(waveform: np.ndarray, rate: int, seed: int) -> np.ndarray:
     man and a woman speak at the same pitches, and only timbre tells them apart."""
     pyworld = _pyworld()
     rng = np.random.default_rng(seed)
-    chunk = int(CHUNK_SECONDS * rate)
     shifted = []
-    for begin in range(0, len(waveform), chunk):
-        piece = waveform[begin : begin + chunk]
-        if len(piece) < rate // 2:
-            break
-        f0, envelope, aperiodicity = _analyse(piece, rate)
+    for f0, envelope, aperiodicity in _analysed_chunks(waveform, rate):
         voiced = f0 > 0
         if voiced.sum() < 20:  # under 0.1 s voiced: no pitch to move
             continue
