@@ -238,7 +238,8 @@ VOICES = (
     _festival("festival-ked", MALE, "test", "festvox-kdlpc16k", "ked_diphone"),
     _festival("festival-czech-dita", FEMALE, "test", "festvox-czech-dita", "czech_dita"),
 )
-_RESYNTHESISED = [v for v in VOICES if not v.synthetic and v.gender != UNSTATED]  # by gender
+# WORLD moves a voice within or between gender ranges, so only speakers of stated gender
+_RESYNTHESISED = [v for v in VOICES if not v.synthetic and v.gender != UNSTATED]
 RESUNG = {
     voice.id: dataclasses.replace(voice, id=f"{voice.id}-sung", source="world", sung_from=voice.id)
     for voice in _RESYNTHESISED
