@@ -25,7 +25,7 @@ import numpy as np
 import vocalstream
 from vocalstream.inference.model import VoiceModel
 from vocalstream.models.labels import decide
-from vocalstream.train.devset import read_windows
+from vocalstream.train.devset import digest, read_windows
 
 LEVEL_DB = -15.0
 GATES = {"voice_no_voice": 0.92, "gender": 0.85, "several_f1": 0.75}
@@ -132,7 +132,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     rows = read_windows(arguments.devset)
     for model_path in arguments.model or [None]:
-        report = score(model_path, rows, arguments.hop, arguments.precision)
+        report = {"devset": digest(arguments.devset)}
+        report.update(score(model_path, rows, arguments.hop, arguments.precision))
         print(json.dumps(report, indent=1))
 
 

@@ -7,6 +7,7 @@ import subprocess
 import numpy as np
 from conftest import SHARED_DATA
 
+from vocalstream.train import devset
 from vocalstream.train.devset import RATE, Clip, Voice, window_labels
 
 SOPRANO = Voice("s", "test", "female", "", "")
@@ -53,6 +54,12 @@ def test_build_dev_from_the_shared_recordings(tmp_path):
     assert set(by_clip["clips/vocadito-s1-a-cappella.flac"]) <= {"voice", "no_voice"}
     summary = json.loads((out / "devset.json").read_text())
     assert summary["voices"] == 4 and summary["windows"] == len(rows)
+    assert summary["digest"] == devset.digest(out)
+    clip = out / "clips/choirset-b1-a-cappella.flac"
+    flipped = bytearray(clip.read_bytes())
+    flipped[len(flipped) // 2] ^= 0xFF
+    clip.write_bytes(bytes(flipped))
+    assert devset.digest(out) != summary["digest"]
     with (out / "voices.csv").open() as file:
         genders = {row["id"]: row["gender"] for row in csv.DictReader(file)}
     assert genders == {

@@ -19,6 +19,7 @@ OUT/devset.json          counts per label and per source
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import zlib
@@ -394,9 +395,19 @@ def build_dev(out: Path, data: Path, mirrors: Path | None = None, seed: int = 0)
             "clips": len(clips),
             "windows": len(rows),
             "windows_by_label": dict(sorted(Counter(r["label"] for r in rows).items())),
+            "digest": digest(scratch),
         }
         (scratch / "devset.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def digest(folder: Path) -> str:
+    """sha256 of a development set's clips and labels: two sets scored alike hold the same."""
+    hashed = hashlib.sha256()
+    for path in [*sorted((folder / "clips").glob("*.flac")), folder / "windows.csv"]:
+        hashed.update(f"{path.relative_to(folder)}\0".encode())
+        hashed.update(hashlib.sha256(path.read_bytes()).digest())
+    return hashed.hexdigest()
 
 
 def read_windows(folder: Path) -> list[dict]:
