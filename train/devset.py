@@ -13,7 +13,7 @@ second) are labelled from where each voice is actually sounding:
 OUT/clips/NAME.flac      44.1 kHz mono
 OUT/windows.csv          clip, start, end, label (no_voice, male, female, voice, several), singers
 OUT/voices.csv           every voice: source, gender and where the gender is stated, licence
-OUT/devset.json          counts per label and per source
+OUT/devset.json          counts per label and per source, and the digest of clips and labels
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import soundfile as sf
 
 from vocalstream import audio
 from vocalstream.errors import DataError
-from vocalstream.files import atomic_folder
+from vocalstream.files import atomic_folder, sha256
 from vocalstream.train import mirrors
 
 log = logging.getLogger("vocalstream")
@@ -405,8 +405,7 @@ def digest(folder: Path) -> str:
     """sha256 of a development set's clips and labels: two sets scored alike hold the same."""
     hashed = hashlib.sha256()
     for path in [*sorted((folder / "clips").glob("*.flac")), folder / "windows.csv"]:
-        hashed.update(f"{path.relative_to(folder)}\0".encode())
-        hashed.update(hashlib.sha256(path.read_bytes()).digest())
+        hashed.update(f"{path.relative_to(folder)}\0{sha256(path)}\n".encode())
     return hashed.hexdigest()
 
 
