@@ -8,10 +8,12 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import tiny_corpus
 import torch
 from conftest import ORCHESTRA, SONG, SPEECH, shared
+from onnx import numpy_helper
 
 import vocalstream
 from vocalstream import audio
@@ -125,6 +127,12 @@ def test_int8_classifier_follows_float32_and_runs_on_the_cpu(runs, features, tmp
     assert difference < 0.05
     # The softmax and what follows stay in float: no probability is rounded to 1/255 steps.
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    # 7-bit weights, so that processors without VNNI do not saturate.
+    graph = onnx.load(destination / "classifier.int8.onnx").graph
+    weights = [
+        numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8
+    ]
+    assert weights and max(int(np.abs(w.astype(int)).max()) for w in weights) <= 64
 
 
 def test_classifier_runs_the_whole_pipeline(bundle, windows, features):
