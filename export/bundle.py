@@ -86,10 +86,11 @@ def _from_softmax_on(model) -> list[str]:
 def to_int8(source: Path, destination: Path, calibration: np.ndarray) -> Path:
     """7-bit weights (per channel) and 8-bit activations, calibrated on real features [N, C,
     N_MELS, WINDOW_FRAMES]. With 8-bit weights the graph's output would depend on the processor:
-    x86 kernels without VNNI sum pairs of 8-bit products in 16 bits, which saturate. onnxruntime first folds each batch norm into its convolution, so the
-    quantised graph runs on integer convolution kernels end to end. The probabilities, from the
-    softmax on, stay in float: in 8-bit steps of 1/255 a voiced window's classes can all round
-    to zero beside a confident no voice, and a voice gate then has no shares to split."""
+    x86 kernels without VNNI sum pairs of 8-bit products in 16 bits, which saturate.
+    onnxruntime first folds each batch norm into its convolution, so the quantised graph runs on
+    integer convolution kernels end to end. The probabilities, from the softmax on, stay in
+    float: in 8-bit steps of 1/255 a voiced window's classes can all round to zero beside a
+    confident no voice, and a voice gate then has no shares to split."""
     import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import (
