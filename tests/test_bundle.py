@@ -118,8 +118,9 @@ def test_int8_classifier_follows_float32_and_runs_on_the_cpu(runs, features, tmp
     manifest = load_bundle(destination).manifest
     assert set(manifest["files"]) == {"classifier.onnx", "classifier.int8.onnx"}
     assert manifest["int8_calibration_examples"] == 32
+    assert VoiceModel(destination, device="cpu").classifier == "classifier.onnx"  # float first
     full = VoiceModel(destination, device="cpu", precision="fp32").probabilities(features)
-    eight = VoiceModel(destination, device="cpu")  # auto on a CPU: the 8-bit classifier
+    eight = VoiceModel(destination, device="cpu", precision="int8")
     assert eight.classifier == "classifier.int8.onnx"
     probabilities = eight.probabilities(features)
     difference = np.abs(probabilities - full).max()

@@ -78,3 +78,43 @@ def test_silence_is_no_voice(separator_cache):
     assert all(w.input_level < audio.SILENCE_LEVEL_DB for w in quiet)
     voiced = [w for w in windows if w.start >= 6 and w.end <= 12]
     assert [w.label for w in voiced].count("female") >= 3, [w.label for w in voiced]
+
+
+RUN_CLASSIFIER = """
+import sys, numpy as np, onnxruntime as ort
+options = ort.SessionOptions()
+options.intra_op_num_threads = options.inter_op_num_threads = 1
+session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+np.save(sys.argv[3], session.run(None, {"features": np.load(sys.argv[2])})[0])
+"""
+
+
+def test_the_cpu_classifier_answers_the_same_on_a_processor_without_vnni(tmp_path):
+    """A user's processor must not change the answers. qemu emulates a Haswell (AVX2, no VNNI,
+    no AVX-512) and runs the classifier a CPU session picks, and the 8-bit one to show that the
+    emulated processor is one where an 8-bit graph with full-range weights answers otherwise."""
+    import numpy as np
+
+    from vocalstream import audio
+
+    model = VoiceModel(resolve_bundle(None), device="cpu")
+    assert model.classifier == CLASSIFIER_FP16  # float arithmetic, not the 8-bit graph
+    song = audio.load(shared(SONG), audio.SEPARATION_RATE, 2)[:, : 40 * audio.SEPARATION_RATE]
+    stream = model.feature_stream(3.0, live=False)
+    features = np.stack([w.features for w in stream.push(song) + stream.flush()][:12])
+    np.save(tmp_path / "features.npy", features)
+    script = tmp_path / "run.py"
+    script.write_text(RUN_CLASSIFIER)
+
+    def answers(classifier: str, emulated: bool) -> np.ndarray:
+        out = tmp_path / f"{classifier}-{emulated}.npy"
+        prefix = ["qemu-x86_64", "-cpu", "Haswell"] if emulated else []
+        graph = str(resolve_bundle(None).path(classifier))
+        command = [*prefix, sys.executable, str(script), graph, str(tmp_path / "features.npy")]
+        run = subprocess.run([*command, str(out)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return np.load(out)
+
+    assert np.abs(answers(CLASSIFIER_FP16, True) - answers(CLASSIFIER_FP16, False)).max() < 1e-6
+    shifted = np.abs(answers(CLASSIFIER_INT8, True) - answers(CLASSIFIER_INT8, False)).max()
+    assert shifted > 0.01, shifted
