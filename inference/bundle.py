@@ -2,8 +2,9 @@
 
 BUNDLE/classifier.onnx        log-mel features [B, 1, N_MELS, WINDOW_FRAMES] -> probabilities [B, 4]
 BUNDLE/classifier.fp16.onnx   the same with float16 weights (float32 in and out)
-BUNDLE/classifier.int8.onnx   the same quantised to 8-bit weights and activations; a bundle holds
-                              any of the three
+BUNDLE/classifier.int8.onnx   the same quantised to 8-bit activations and 7-bit weights (8-bit
+                              before 2026-12-07); a CPU runs it only when asked for by name.
+                              A bundle holds any of the three
 BUNDLE/music.onnx             optional real-music branch: musicnn's input [B, MUSICNN_FRAMES,
                               MUSICNN_MELS] -> its 50 tag logits, fused with the classifier's
                               gender split as the manifest's "music" entry says (fusion.py)

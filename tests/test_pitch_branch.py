@@ -120,5 +120,5 @@ def test_the_branches_weigh_in_only_where_a_voice_is_heard(separator_cache):
     np.testing.assert_array_equal(fused[0], plain[0])
     assert fused[1, 0] == pytest.approx(plain[1, 0], abs=1e-6)
     assert fused[1, 2] / fused[1, 1] > plain[1, 2] / plain[1, 1]
-    # The 8-bit classifier's probabilities sum to 1 within its rounding; the fusions keep that sum.
+    # The classifier's probabilities sum to 1 within its rounding; the fusions keep that sum.
     np.testing.assert_allclose(fused.sum(axis=1), plain.sum(axis=1), rtol=1e-5)

@@ -445,8 +445,8 @@ def predict(folder: Path, output: Path, run_dir: Path, compute: str):
     "--int8",
     "int8_data",
     type=click.Path(path_type=Path),
-    help="Also write an 8-bit classifier (the fastest on a CPU), calibrated on up to 256 "
-    "examples of this folder or manifest (as train --data), spread evenly.",
+    help="Also write an 8-bit classifier (run only when asked for by name), calibrated on up "
+    "to 256 examples of this folder or manifest (as train --data), spread evenly.",
 )
 @click.option(
     "--no-separator",
