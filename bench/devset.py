@@ -39,8 +39,8 @@ def _f1(truth: list[bool], predicted: list[bool]) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def score(model_path: str | None, rows: list[dict], hop: float, precision: str = "auto") -> dict:
-    model = vocalstream.Model(VoiceModel(model_path, "cpu", precision=precision))
+def score(engine: VoiceModel, rows: list[dict], hop: float) -> dict:
+    model = vocalstream.Model(engine)
     by_clip = defaultdict(list)
     for row in rows:
         by_clip[row["clip"]].append(row)
@@ -66,7 +66,7 @@ def score(model_path: str | None, rows: list[dict], hop: float, precision: str =
             row["clip"].stem.split("-a-cappella")[0].split("-over-music")[0].split("-with-")[0]
         ].append(v == h)
     report = {
-        "model": model_path or "bundled default",
+        "model": str(engine.bundle.folder),
         "classifier": model.engine.classifier,
         "windows": len(scored),
         "voice_no_voice": float(np.mean([v == h for v, h in zip(voiced, heard, strict=True)])),
@@ -133,7 +133,8 @@ def main() -> None:
     rows = read_windows(arguments.devset)
     for model_path in arguments.model or [None]:
         report = {"devset": digest(arguments.devset)}
-        report.update(score(model_path, rows, arguments.hop, arguments.precision))
+        engine = VoiceModel(model_path, "cpu", precision=arguments.precision)
+        report.update(score(engine, rows, arguments.hop))
         print(json.dumps(report, indent=1))
 
 
