@@ -92,7 +92,14 @@ def fuse_several(probabilities: np.ndarray, polyphonies: np.ndarray, fusion: dic
     """Probabilities [B, 4] with the voice mass re-split between several and one voice by the
     fitted regression `fusion` ({"weights": [who, polyphony], "bias": b})."""
     evidence = several_evidence(probabilities, polyphonies)
-    several = expit(evidence @ np.asarray(fusion["weights"]) + fusion["bias"])
+    return resplit_several(
+        probabilities, expit(evidence @ np.asarray(fusion["weights"]) + fusion["bias"])
+    )
+
+
+def resplit_several(probabilities: np.ndarray, several: np.ndarray) -> np.ndarray:
+    """Probabilities [B, 4] with the share `several` [B] of each voice mass, 1 - P(no voice),
+    given to several voices and the rest to one voice, male and female in their ratio."""
     fused = np.array(probabilities, dtype=np.float32)
     one = fused[:, _MALE] + fused[:, _FEMALE]
     voice = one + fused[:, _SEVERAL]

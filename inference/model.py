@@ -160,15 +160,16 @@ class VoiceModel:
             fusion = self.bundle.music["gender_fusion"]
             probabilities[voiced] = fuse_gender(probabilities[voiced], tags, fusion)
         if self.pitch_session is not None:
-            vocals = vocals[voiced]
-            stems = np.stack([pitch_input(spectrum) for spectrum in vocals])
-            contour = self._batched(
-                self.pitch_session, PITCH_INPUT, PITCH_OUTPUT, stems, PITCH_BATCH
-            )
-            heard = polyphony(contour)
+            heard = self.polyphonies(vocals[voiced])
             fusion = self.bundle.pitch["several_fusion"]
             probabilities[voiced] = fuse_several(probabilities[voiced], heard, fusion)
         return probabilities
+
+    def polyphonies(self, vocals: np.ndarray) -> np.ndarray:
+        """The pitch branch's polyphony [B] of windows' vocal spectra [B, WINDOW_FRAMES, BINS]."""
+        stems = np.stack([pitch_input(spectrum) for spectrum in vocals])
+        contour = self._batched(self.pitch_session, PITCH_INPUT, PITCH_OUTPUT, stems, PITCH_BATCH)
+        return polyphony(contour)
 
     def window_probabilities(self, windows: list[Window]) -> np.ndarray:
         """probabilities() of windows from this model's feature_stream() or snippet_window()."""
