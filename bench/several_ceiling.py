@@ -39,9 +39,7 @@ from vocalstream.inference.model import VoiceModel
 from vocalstream.models.labels import LABELS, decide
 from vocalstream.train.devset import digest, read_windows
 
-NO_VOICE, MALE, FEMALE, SEVERAL = (
-    LABELS.index(n) for n in ("no_voice", "male", "female", "several")
-)
+NO_VOICE, SEVERAL = LABELS.index("no_voice"), LABELS.index("several")
 LOUD = 0.1  # frames within 20 dB of the stem's loudest count for its periodicity
 REFITS = (("who", "polyphony"), ("who", "polyphony", "periodicity"), ("who", "periodicity"))
 
@@ -103,16 +101,10 @@ def _best_threshold_f1(score: np.ndarray, heard: np.ndarray, truth: np.ndarray) 
     return round(float(best), 3)
 
 
-def _singers(clip: str) -> set[str]:
-    """The singers of a clip named SINGER-a-cappella, SINGER-over-music or SINGER-with-OTHER."""
-    stem = Path(clip).stem.removesuffix("-a-cappella").removesuffix("-over-music")
-    return set(stem.split("-with-"))
-
-
-def _lead(clip: str) -> str:
-    return (
-        Path(clip).stem.removesuffix("-a-cappella").removesuffix("-over-music").split("-with-")[0]
-    )
+def _singers(clip: str) -> list[str]:
+    """The singers of a clip named SINGER-a-cappella, SINGER-over-music or SINGER-with-OTHER,
+    the lead first."""
+    return Path(clip).stem.removesuffix("-a-cappella").removesuffix("-over-music").split("-with-")
 
 
 def _fit(inputs: np.ndarray, several: np.ndarray) -> LogisticRegression:
@@ -143,7 +135,7 @@ def report(found: dict[str, np.ndarray], rows: list[dict], fusion: dict) -> dict
         },
         "refitted_leave_one_singer_out": {},
     }
-    leads = np.array([_lead(c) for c in clips])
+    leads = np.array([_singers(c)[0] for c in clips])
     for names in REFITS:
         inputs = np.stack([cues[n] for n in names], axis=1)
         share = np.zeros(len(rows))
