@@ -33,6 +33,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from vocalstream import audio
+from vocalstream.errors import ModelError, VocalstreamError
 from vocalstream.inference.frontend import pitch_input
 from vocalstream.inference.fusion import resplit_several, several_evidence
 from vocalstream.inference.model import VoiceModel
@@ -163,11 +164,14 @@ def main() -> None:
     parser.add_argument("--hop", type=float, default=1.0)
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    engine = VoiceModel(arguments.model, "cpu")
-    if engine.pitch_session is None:
-        raise SystemExit(f"{engine.bundle.folder}: has no pitch branch, so no several fusion")
-    rows = read_windows(arguments.devset)
-    found = evidence(engine, rows, arguments.hop)
+    try:
+        rows = read_windows(arguments.devset)
+        engine = VoiceModel(arguments.model, "cpu")
+        if engine.pitch_session is None:
+            raise ModelError(f"{engine.bundle.folder}: has no pitch branch, so no several fusion")
+        found = evidence(engine, rows, arguments.hop)
+    except VocalstreamError as error:
+        raise SystemExit(f"several_ceiling: {error}") from None
     result = {"devset": digest(arguments.devset), "model": str(engine.bundle.folder)}
     result.update(report(found, rows, engine.bundle.pitch["several_fusion"]))
     print(json.dumps(result, indent=1))
